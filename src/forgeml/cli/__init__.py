@@ -1,0 +1,1 @@
+"""The ``forgeml`` command line: thin commands over the same services the SDK uses."""

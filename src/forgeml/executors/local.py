@@ -1,0 +1,116 @@
+"""The local executor: each job's runner is a detached process on this machine.
+
+Liveness is a file lock per job that the runner holds for its whole life: the creating process
+takes it before the job's record exists and hands the open descriptor to the runner, so there is no
+moment when a live job looks dead, and a killed runner releases it at once. Concurrency is a pool
+of slot locks shared by every process using the same FORGEML_HOME: a runner that finds no free slot
+waits, which queues jobs beyond the pool size without a central scheduler.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from forgeml.executors.base import Executor
+from forgeml.store import training_jobs as repo
+
+if TYPE_CHECKING:
+    from forgeml.service.platform import Platform
+
+LOCK_FD_VARIABLE = "FORGEML_JOB_LOCK_FD"
+
+
+class LocalExecutor(Executor):
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.config = platform.config
+        self._reserved: dict[str, int] = {}
+
+    def _lock_path(self, job_name: str) -> Path:
+        folder = self.config.locks_dir / "jobs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{job_name}.lock"
+
+    @contextmanager
+    def reserve(self, job_name: str) -> Iterator[None]:
+        fd = os.open(self._lock_path(job_name), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise
+        self._reserved[job_name] = fd
+        try:
+            yield
+        finally:
+            self._reserved.pop(job_name, None)
+            os.close(fd)  # the runner, if launched, holds its own copy of the lock
+
+    def launch(self, job_name: str) -> None:
+        fd = self._reserved[job_name]
+        log_dir = self.config.jobs_dir / job_name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.config.to_env(), LOCK_FD_VARIABLE: str(fd)}
+        with open(log_dir / "runner.log", "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "forgeml.executors.local_worker", job_name],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=(fd,), start_new_session=True, close_fds=True,
+            )
+
+    def stop(self, job_name: str) -> None:
+        row = repo.get_job(self.platform.db, job_name)
+        if row and row.get("runner_pid") and self.is_alive(job_name):
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(int(row["runner_pid"]), signal.SIGUSR1)
+
+    def is_alive(self, job_name: str) -> bool:
+        if job_name in self._reserved:
+            return True
+        path = self._lock_path(job_name)
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing also releases a lock we took
+        return False
+
+
+@contextmanager
+def job_slot(locks_dir: Path, size: int, should_give_up: Callable[[], bool], poll: float = 0.05) -> Iterator[bool]:
+    """Hold one of ``size`` slot locks for the job's lifetime; yields False if told to give up first."""
+    folder = locks_dir / "slots"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = -1
+    while fd < 0:
+        for index in range(size):
+            candidate = os.open(folder / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(candidate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(candidate)
+                continue
+            fd = candidate
+            break
+        if fd < 0:
+            if should_give_up():
+                yield False
+                return
+            time.sleep(poll)
+    try:
+        yield True
+    finally:
+        os.close(fd)

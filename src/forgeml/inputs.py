@@ -1,0 +1,5 @@
+"""sagemaker.inputs's names."""
+
+from forgeml.sdk.inputs import ShuffleConfig, TrainingInput
+
+__all__ = ["ShuffleConfig", "TrainingInput"]

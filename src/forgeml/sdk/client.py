@@ -1,0 +1,75 @@
+"""An in-process client with boto3's SageMaker method names and request/response shapes.
+
+``Session().sagemaker_client.create_training_job(TrainingJobName=..., ...)`` behaves like
+``boto3.client("sagemaker").create_training_job(...)`` against the embedded platform, so code
+written for boto3 runs unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from forgeml.service.platform import Platform
+
+
+def _with_metadata(response: dict[str, Any] | None) -> dict[str, Any]:
+    result = dict(response or {})
+    result["ResponseMetadata"] = {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": 200, "RetryAttempts": 0}
+    return result
+
+
+class Paginator:
+    def __init__(self, method: Any, result_key: str) -> None:
+        self.method = method
+        self.result_key = result_key
+
+    def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        token = kwargs.pop("NextToken", None)
+        while True:
+            page = self.method(**kwargs, **({"NextToken": token} if token else {}))
+            yield page
+            token = page.get("NextToken")
+            if not token:
+                return
+
+
+class SageMakerClient:
+    _PAGINATED = {"list_training_jobs": "TrainingJobSummaries"}
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def create_training_job(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.training_jobs.create_training_job(request))
+
+    def describe_training_job(self, *, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        return _with_metadata(self.platform.training_jobs.describe_training_job(TrainingJobName))
+
+    def list_training_jobs(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.training_jobs.list_training_jobs(**params))
+
+    def stop_training_job(self, *, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803
+        self.platform.training_jobs.stop_training_job(TrainingJobName)
+        return _with_metadata({})
+
+    def can_paginate(self, operation_name: str) -> bool:
+        return operation_name in self._PAGINATED
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        if operation_name not in self._PAGINATED:
+            raise ValueError(f"operation {operation_name} cannot be paginated")
+        return Paginator(getattr(self, operation_name), self._PAGINATED[operation_name])
+
+
+class LogsClient:
+    """The CloudWatch Logs calls the SDK uses to read a training job's log."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def describe_log_streams(self, *, logGroupName: str, logStreamNamePrefix: str, **_: Any) -> dict[str, Any]:  # noqa: N803
+        job = logStreamNamePrefix.rstrip("/").split("/")[0]
+        streams = self.platform.logs.describe_log_streams(job)
+        return _with_metadata({"logStreams": [s for s in streams if s["logStreamName"].startswith(logStreamNamePrefix)]})

@@ -1,0 +1,255 @@
+"""``Estimator``: configure a training job, ``fit`` it, read its results (sagemaker v2's API).
+
+One class covers a built-in algorithm (``image_uri`` from ``image_uris.retrieve``), script mode
+(``entry_point`` + ``source_dir``, like the framework estimators) and a plain command
+(``container_entry_point``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from forgeml.errors import ValidationException
+from forgeml.sdk.inputs import TrainingInput
+from forgeml.sdk.session import Session, get_execution_role
+from forgeml.service.names import base_name_from_image, name_from_base
+
+SCRIPT_MODE_IMAGE = "forgeml/script-mode:latest"
+
+
+class TrainingJob:
+    """``estimator.latest_training_job``: a handle on the job a ``fit`` started."""
+
+    def __init__(self, session: Session, job_name: str) -> None:
+        self.sagemaker_session = session
+        self.job_name = job_name
+        self.name = job_name
+
+    def describe(self) -> dict[str, Any]:
+        return self.sagemaker_session.describe_training_job(self.job_name)
+
+    def wait(self, logs: bool = True) -> None:
+        if logs:
+            self.sagemaker_session.logs_for_job(self.job_name, wait=True)
+        else:
+            self.sagemaker_session.wait_for_job(self.job_name)
+
+    def stop(self) -> None:
+        self.sagemaker_session.stop_training_job(self.job_name)
+
+
+class Estimator:
+    def __init__(
+        self,
+        image_uri: str | None = None,
+        role: str | None = None,
+        instance_count: int | None = 1,
+        instance_type: str | None = "ml.m5.large",
+        volume_size: int = 30,
+        max_run: int = 24 * 60 * 60,
+        input_mode: str = "File",
+        output_path: str | None = None,
+        base_job_name: str | None = None,
+        sagemaker_session: Session | None = None,
+        hyperparameters: dict[str, Any] | None = None,
+        tags: list[dict[str, str]] | None = None,
+        metric_definitions: list[dict[str, str]] | None = None,
+        checkpoint_s3_uri: str | None = None,
+        checkpoint_local_path: str | None = None,
+        environment: dict[str, str] | None = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        dependencies: list[str] | None = None,
+        container_entry_point: list[str] | None = None,
+        container_arguments: list[str] | None = None,
+        code_location: str | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self.sagemaker_session = sagemaker_session or Session()
+        self.image_uri = image_uri
+        self.role = role or get_execution_role(self.sagemaker_session)
+        self.instance_count = instance_count
+        self.instance_type = instance_type
+        self.volume_size = volume_size
+        self.max_run = max_run
+        self.input_mode = input_mode
+        self.output_path = output_path
+        self.base_job_name = base_job_name
+        self._hyperparameters: dict[str, Any] = dict(hyperparameters or {})
+        self.tags = tags
+        self.metric_definitions = metric_definitions
+        self.checkpoint_s3_uri = checkpoint_s3_uri
+        self.checkpoint_local_path = checkpoint_local_path
+        self.environment = environment
+        self.entry_point = entry_point
+        self.source_dir = source_dir
+        self.dependencies = dependencies or []
+        self.container_entry_point = container_entry_point
+        self.container_arguments = container_arguments
+        self.code_location = code_location
+        self.latest_training_job: TrainingJob | None = None
+        self._current_job_name: str | None = None
+
+    # -- hyperparameters --------------------------------------------------------------------------
+    def set_hyperparameters(self, **kwargs: Any) -> None:
+        self._hyperparameters.update(kwargs)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return dict(self._hyperparameters)
+
+    def _serialized_hyperparameters(self) -> dict[str, str]:
+        values = {k: v for k, v in self.hyperparameters().items() if v is not None}
+        if self.entry_point:  # framework estimators JSON-encode every value
+            return {k: json.dumps(v) for k, v in values.items()}
+        return {k: json.dumps(v) if isinstance(v, list | dict) else str(v) for k, v in values.items()}
+
+    # -- the job ----------------------------------------------------------------------------------
+    def _job_name(self, job_name: str | None) -> str:
+        if job_name:
+            return job_name
+        base = self.base_job_name or base_name_from_image(self.image_uri or "forgeml-script")
+        return name_from_base(base)
+
+    def _channels(self, inputs: Any) -> list[dict[str, Any]]:
+        if inputs is None:
+            return []
+        if isinstance(inputs, str | TrainingInput) or hasattr(inputs, "records_s3_input"):
+            inputs = {"training": inputs}
+        if isinstance(inputs, list):  # a list of RecordSets (amazon estimators)
+            return [c for item in inputs for c in self._channels(item)]
+        if not isinstance(inputs, dict):
+            raise ValidationException(f"fit(inputs=...) takes an S3 URI, a TrainingInput or a dict of them, not {type(inputs).__name__}")
+        channels = []
+        for name, value in inputs.items():
+            if hasattr(value, "records_s3_input"):
+                value = value.records_s3_input()
+            if isinstance(value, str):
+                value = TrainingInput(_as_uri(value))
+            channel = {"ChannelName": name, **json.loads(json.dumps(value.config))}
+            channels.append(channel)
+        return channels
+
+    def _upload_code(self, job_name: str) -> str:
+        """Tar ``source_dir`` (or the entry point alone) plus dependencies into sourcedir.tar.gz."""
+        assert self.entry_point is not None
+        bucket_uri = self.code_location or f"s3://{self.sagemaker_session.default_bucket()}"
+        uri = f"{bucket_uri.rstrip('/')}/{job_name}/source/sourcedir.tar.gz"
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "sourcedir.tar.gz"
+            with tarfile.open(archive, "w:gz") as tar:
+                if self.source_dir:
+                    source = Path(self.source_dir)
+                    if not (source / self.entry_point).exists():
+                        raise ValidationException(f"entry_point '{self.entry_point}' is not in source_dir '{self.source_dir}'")
+                    for path in sorted(source.rglob("*")):
+                        if "__pycache__" not in path.parts:
+                            tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
+                else:
+                    entry = Path(self.entry_point)
+                    if not entry.exists():
+                        raise ValidationException(f"entry_point '{self.entry_point}' does not exist")
+                    tar.add(entry, arcname=entry.name)
+                for dependency in self.dependencies:
+                    dep = Path(dependency)
+                    tar.add(dep, arcname=dep.name)
+            self.sagemaker_session.platform.artifacts.put_file(archive, uri)
+        return uri
+
+    def training_request(self, inputs: Any = None, job_name: str | None = None) -> dict[str, Any]:
+        """The CreateTrainingJob request ``fit`` sends (useful to inspect or to send yourself)."""
+        name = self._job_name(job_name)
+        output_path = self.output_path or f"s3://{self.sagemaker_session.default_bucket()}/"
+        hyperparameters = self._serialized_hyperparameters()
+        spec: dict[str, Any] = {"TrainingInputMode": self.input_mode,
+                                "TrainingImage": self.image_uri or SCRIPT_MODE_IMAGE}
+        if self.entry_point:
+            program = Path(self.entry_point).name if not self.source_dir else self.entry_point
+            hyperparameters.update({
+                "sagemaker_program": json.dumps(program),
+                "sagemaker_submit_directory": json.dumps(self._upload_code(name)),
+                "sagemaker_container_log_level": "20",
+                "sagemaker_job_name": json.dumps(name),
+                "sagemaker_region": json.dumps(self.sagemaker_session.boto_region_name),
+            })
+        if self.metric_definitions:
+            spec["MetricDefinitions"] = self.metric_definitions
+        if self.container_entry_point:
+            spec["ContainerEntrypoint"] = self.container_entry_point
+        if self.container_arguments:
+            spec["ContainerArguments"] = self.container_arguments
+        request: dict[str, Any] = {
+            "TrainingJobName": name,
+            "AlgorithmSpecification": spec,
+            "RoleArn": self.role,
+            "InputDataConfig": self._channels(inputs),
+            "OutputDataConfig": {"S3OutputPath": output_path},
+            "ResourceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count,
+                               "VolumeSizeInGB": self.volume_size},
+            "StoppingCondition": {"MaxRuntimeInSeconds": self.max_run},
+            "HyperParameters": hyperparameters,
+        }
+        if not request["InputDataConfig"]:
+            del request["InputDataConfig"]
+        if self.checkpoint_s3_uri:
+            request["CheckpointConfig"] = {"S3Uri": self.checkpoint_s3_uri}
+            if self.checkpoint_local_path:
+                request["CheckpointConfig"]["LocalPath"] = self.checkpoint_local_path
+        if self.environment:
+            request["Environment"] = self.environment
+        if self.tags:
+            request["Tags"] = self.tags
+        return request
+
+    def fit(self, inputs: Any = None, wait: bool = True, logs: bool | str = True, job_name: str | None = None,
+            experiment_config: dict[str, str] | None = None) -> None:
+        request = self.training_request(inputs, job_name)
+        if experiment_config:
+            request["ExperimentConfig"] = experiment_config
+        self.sagemaker_session.platform.training_jobs.create_training_job(request)
+        self._current_job_name = request["TrainingJobName"]
+        self.latest_training_job = TrainingJob(self.sagemaker_session, request["TrainingJobName"])
+        if wait:
+            self.latest_training_job.wait(logs=bool(logs) and logs != "None")
+
+    # -- results ----------------------------------------------------------------------------------
+    def _require_job(self) -> TrainingJob:
+        if self.latest_training_job is None:
+            raise ValueError("Estimator has not been fit yet: call fit() first")
+        return self.latest_training_job
+
+    @property
+    def model_data(self) -> str:
+        return str(self._require_job().describe()["ModelArtifacts"]["S3ModelArtifacts"])
+
+    @property
+    def training_job_name(self) -> str | None:
+        return self._current_job_name
+
+    @classmethod
+    def attach(cls, training_job_name: str, sagemaker_session: Session | None = None) -> Estimator:
+        """An estimator for an existing job, so its results can be used from another process."""
+        session = sagemaker_session or Session()
+        description = session.describe_training_job(training_job_name)
+        spec = description["AlgorithmSpecification"]
+        estimator = cls(
+            image_uri=spec.get("TrainingImage"), role=description["RoleArn"],
+            instance_count=description["ResourceConfig"]["InstanceCount"],
+            instance_type=description["ResourceConfig"]["InstanceType"],
+            output_path=description["OutputDataConfig"]["S3OutputPath"], sagemaker_session=session,
+            hyperparameters=dict(description.get("HyperParameters", {})),
+        )
+        estimator.latest_training_job = TrainingJob(session, training_job_name)
+        estimator._current_job_name = training_job_name
+        return estimator
+
+
+def _as_uri(value: str) -> str:
+    """Local paths become file:// URIs (as sagemaker's local mode accepts them)."""
+    if "://" in value:
+        return value
+    return "file://" + os.path.abspath(value)

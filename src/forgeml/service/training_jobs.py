@@ -1,0 +1,244 @@
+"""Training jobs: create, describe, list, stop. The one place their rules live.
+
+The SDK, the CLI and the HTTP server call these methods with SageMaker's request shapes and get
+SageMaker's response shapes back (timestamps as timezone-aware datetimes, as boto3 returns them).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from forgeml.errors import ResourceInUse, ResourceNotFound, ValidationException
+from forgeml.service.names import to_datetime
+from forgeml.service.training_requests import normalize_create_request
+from forgeml.service.validation import Checker
+from forgeml.store import training_jobs as repo
+
+if TYPE_CHECKING:
+    from forgeml.service.platform import Platform
+
+FIRST_TRANSITION = ("Starting", "Starting the training job")
+WORKER_LOST = (
+    "InternalServerError: the job's worker process ended unexpectedly (it was killed or the machine "
+    "restarted) before the job finished; start the job again"
+)
+
+
+def model_artifact_uri(request: dict[str, Any]) -> str:
+    output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    name = request["TrainingJobName"]
+    if request["OutputDataConfig"].get("CompressionType") == "NONE":
+        return f"{output}/{name}/output/model/"
+    return f"{output}/{name}/output/model.tar.gz"
+
+
+class TrainingJobService:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.db = platform.db
+
+    # -- create -----------------------------------------------------------------------------------
+    def create_training_job(self, request: dict[str, Any], *, tuning_job_name: str | None = None) -> dict[str, str]:
+        normalized, _program = normalize_create_request(request)
+        name = normalized["TrainingJobName"]
+        arn = self.platform.arn("training-job", name)
+        now = time.time()
+        row = {
+            "name": name,
+            "arn": arn,
+            "status": "InProgress",
+            "secondary_status": FIRST_TRANSITION[0],
+            "creation_time": now,
+            "last_modified_time": now,
+            "model_artifacts": model_artifact_uri(normalized),
+            "tuning_job_name": tuning_job_name,
+            "stop_requested": False,
+            "request": normalized,
+        }
+        executor = self.platform.executor
+        with executor.reserve(name):  # holds the job's liveness lock until the worker owns it
+            try:
+                repo.insert_job(self.db, row, FIRST_TRANSITION)
+            except repo.DuplicateJob:
+                raise ResourceInUse(
+                    f"Training job names must be unique within an AWS account and region, and a training job with "
+                    f"this name already exists ({arn})"
+                ) from None
+            executor.launch(name)
+        return {"TrainingJobArn": arn}
+
+    # -- read -------------------------------------------------------------------------------------
+    def _row(self, name: str) -> dict[str, Any]:
+        row = repo.get_job(self.db, name) if isinstance(name, str) else None
+        if row is None:
+            raise ResourceNotFound(f"Requested resource not found: training job '{name}' does not exist")
+        return self._reconcile(row)
+
+    def _reconcile(self, row: dict[str, Any]) -> dict[str, Any]:
+        """An active job whose worker is gone is Failed: nothing will ever finish it otherwise."""
+        if row["status"] in repo.ACTIVE_STATUSES and not self.platform.executor.is_alive(row["name"]):
+            changed = repo.transition(
+                self.db, row["name"], "Failed", "Failed", "Training job failed",
+                only_if_status=repo.ACTIVE_STATUSES, failure_reason=WORKER_LOST, training_end_time=time.time(),
+            )
+            if changed:
+                row = repo.get_job(self.db, row["name"]) or row
+            else:
+                row = repo.get_job(self.db, row["name"]) or row
+        return row
+
+    def describe_training_job(self, name: str) -> dict[str, Any]:
+        row = self._row(name)
+        request = row["request"]
+        transitions = repo.get_transitions(self.db, name)
+        response: dict[str, Any] = {
+            "TrainingJobName": row["name"],
+            "TrainingJobArn": row["arn"],
+            "ModelArtifacts": {"S3ModelArtifacts": row["model_artifacts"]},
+            "TrainingJobStatus": row["status"],
+            "SecondaryStatus": row["secondary_status"],
+            "HyperParameters": request.get("HyperParameters", {}),
+            "AlgorithmSpecification": request["AlgorithmSpecification"],
+            "RoleArn": request["RoleArn"],
+            "InputDataConfig": request.get("InputDataConfig", []),
+            "OutputDataConfig": request["OutputDataConfig"],
+            "ResourceConfig": request["ResourceConfig"],
+            "StoppingCondition": request["StoppingCondition"],
+            "CreationTime": to_datetime(row["creation_time"]),
+            "LastModifiedTime": to_datetime(row["last_modified_time"]),
+            "SecondaryStatusTransitions": [
+                {k: v for k, v in {
+                    "Status": t["status"], "StartTime": to_datetime(t["start_time"]),
+                    "EndTime": to_datetime(t["end_time"]), "StatusMessage": t["message"],
+                }.items() if v is not None}
+                for t in transitions
+            ],
+            "FinalMetricDataList": [
+                {"MetricName": m["metric_name"], "Value": m["value"], "Timestamp": to_datetime(m["timestamp"])}
+                for m in repo.final_metrics(self.db, name)
+            ],
+            "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
+            "EnableInterContainerTrafficEncryption": request.get("EnableInterContainerTrafficEncryption", False),
+            "EnableManagedSpotTraining": request.get("EnableManagedSpotTraining", False),
+            "ProfilingStatus": "Disabled",
+        }
+        if row["tuning_job_name"]:
+            response["TuningJobArn"] = self.platform.arn("hyper-parameter-tuning-job", row["tuning_job_name"])
+        if row["failure_reason"]:
+            response["FailureReason"] = row["failure_reason"][:1024]
+        if row["training_start_time"]:
+            response["TrainingStartTime"] = to_datetime(row["training_start_time"])
+        if row["training_end_time"]:
+            response["TrainingEndTime"] = to_datetime(row["training_end_time"])
+            if row["training_start_time"]:
+                seconds = max(1, round(row["training_end_time"] - row["training_start_time"]))
+                response["TrainingTimeInSeconds"] = seconds
+                response["BillableTimeInSeconds"] = row["billable_seconds"] or seconds
+        for optional in ("CheckpointConfig", "Environment", "VpcConfig", "ExperimentConfig", "RetryStrategy",
+                         "DebugHookConfig", "TensorBoardOutputConfig"):
+            if optional in request:
+                response[optional] = request[optional]
+        return response
+
+    def list_training_jobs(self, **params: Any) -> dict[str, Any]:
+        check = Checker()
+        check.integer(params.get("MaxResults"), "MaxResults", minimum=1, maximum=100)
+        check.enum(params.get("SortBy"), "SortBy", ("Name", "CreationTime", "Status"))
+        check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
+        check.enum(params.get("StatusEquals"), "StatusEquals", ("InProgress", "Completed", "Failed", "Stopping", "Stopped"))
+        check.string(params.get("NameContains"), "NameContains", max_len=63, pattern=r"[a-zA-Z0-9\-]+")
+        check.unknown_members(params, "", ("MaxResults", "SortBy", "SortOrder", "StatusEquals", "NameContains",
+                                           "NextToken", "CreationTimeAfter", "CreationTimeBefore",
+                                           "LastModifiedTimeAfter", "LastModifiedTimeBefore", "WarmPoolStatusEquals",
+                                           "TrainingPlanArnEquals"))
+        check.raise_if_any()
+        limit = params.get("MaxResults") or 10
+        filters: dict[str, Any] = {
+            "name_contains": params.get("NameContains"),
+            "status": params.get("StatusEquals"),
+            "created_after": _epoch(params.get("CreationTimeAfter")),
+            "created_before": _epoch(params.get("CreationTimeBefore")),
+            "modified_after": _epoch(params.get("LastModifiedTimeAfter")),
+            "modified_before": _epoch(params.get("LastModifiedTimeBefore")),
+            "sort_by": params.get("SortBy") or "CreationTime",
+            "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
+        }
+        offset = _decode_token(params.get("NextToken"), filters)
+        rows = repo.list_jobs(self.db, offset=offset, limit=limit + 1, **filters)
+        rows = [self._reconcile(r) for r in rows]
+        summaries = [_summary(r) for r in rows[:limit]]
+        response: dict[str, Any] = {"TrainingJobSummaries": summaries}
+        if len(rows) > limit:
+            response["NextToken"] = _encode_token(offset + limit, filters)
+        return response
+
+    # -- stop -------------------------------------------------------------------------------------
+    def stop_training_job(self, name: str) -> None:
+        row = self._row(name)
+        if row["status"] == "Stopping":
+            return
+        if not repo.request_stop(self.db, name):
+            current = repo.get_job(self.db, name) or row
+            raise ValidationException(
+                f"The request was rejected because the training job is in status {current['status']}."
+            )
+        self.platform.executor.stop(name)
+
+    # -- logs and metrics -------------------------------------------------------------------------
+    def metric_series(self, name: str, metric_name: str | None = None) -> list[dict[str, Any]]:
+        self._row(name)
+        return [
+            {"MetricName": p["metric_name"], "Value": p["value"], "Timestamp": to_datetime(p["timestamp"])}
+            for p in repo.metric_series(self.db, name, metric_name)
+        ]
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    summary = {
+        "TrainingJobName": row["name"],
+        "TrainingJobArn": row["arn"],
+        "CreationTime": to_datetime(row["creation_time"]),
+        "LastModifiedTime": to_datetime(row["last_modified_time"]),
+        "TrainingJobStatus": row["status"],
+        "SecondaryStatus": row["secondary_status"],
+    }
+    if row["training_end_time"]:
+        summary["TrainingEndTime"] = to_datetime(row["training_end_time"])
+    return summary
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    raise ValidationException(f"1 validation error detected: Value '{value}' must be a timestamp")
+
+
+def _filters_key(filters: dict[str, Any]) -> str:
+    return json.dumps(filters, sort_keys=True, default=str)
+
+
+def _encode_token(offset: int, filters: dict[str, Any]) -> str:
+    raw = json.dumps({"o": offset, "f": _filters_key(filters)})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str | None, filters: dict[str, Any]) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        offset = int(data["o"])
+        same = data["f"] == _filters_key(filters)
+    except (ValueError, KeyError, TypeError):
+        raise ValidationException("1 validation error detected: Value at 'nextToken' failed to satisfy constraint: "
+                                  "Member must be a token returned by a previous call") from None
+    if not same:
+        raise ValidationException("The NextToken was issued for a request with different filters")
+    return offset

@@ -1,0 +1,90 @@
+"""Table definitions. Portable SQL only: the same schema runs on SQLite and PostgreSQL.
+
+Times are stored as float epoch seconds (UTC) so that ordering and arithmetic are portable.
+Append-only facts (status transitions, log events, metric points) live in their own tables so that
+the job's runner and the control plane never overwrite each other's writes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_version = Table(
+    "forgeml_schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+training_jobs = Table(
+    "training_jobs",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(32), nullable=False, index=True),
+    Column("secondary_status", String(32), nullable=False),
+    Column("creation_time", Float, nullable=False, index=True),
+    Column("last_modified_time", Float, nullable=False),
+    Column("training_start_time", Float),
+    Column("training_end_time", Float),
+    Column("failure_reason", Text),
+    Column("model_artifacts", Text),
+    Column("billable_seconds", Integer),
+    Column("tuning_job_name", String(63), index=True),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("runner_host", String(255)),
+    Column("runner_pid", Integer),
+    # The validated CreateTrainingJob request, as SageMaker echoes it back in Describe.
+    Column("request", JSON, nullable=False),
+)
+
+status_transitions = Table(
+    "training_job_status_transitions",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("job_name", String(63), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float),
+    Index("ix_transitions_job", "job_name", "id"),
+)
+
+log_events = Table(
+    "log_events",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("log_group", String(128), nullable=False),
+    Column("log_stream", String(512), nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_log_events_stream", "log_group", "log_stream", "id"),
+)
+
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("job_name", String(63), nullable=False),
+    Column("metric_name", String(255), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_metric_points_job", "job_name", "metric_name", "id"),
+)

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test gets its own FORGEML_HOME, so tests never see each other's jobs."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def forgeml_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "forgeml-home"
+    monkeypatch.setenv("FORGEML_HOME", str(home))
+    monkeypatch.delenv("FORGEML_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FORGEML_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("FORGEML_STOP_GRACE_SECONDS", "2")
+    yield home
+
+
+@pytest.fixture
+def session(forgeml_home: Path):  # type: ignore[no-untyped-def]
+    from forgeml import Session
+
+    return Session(forgeml_home, poll_interval=0.05)
+
+
+@pytest.fixture
+def write_script(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a script-mode source folder: write_script("train.py", code) -> folder."""
+
+    def write(name: str, code: str, folder: str = "src") -> Path:
+        source = tmp_path / folder
+        source.mkdir(exist_ok=True)
+        (source / name).write_text(textwrap.dedent(code))
+        return source
+
+    return write
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not present (the shared data folder is only there in the development workspace)")
+    return path

@@ -46,3 +46,12 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present (the shared data folder is only there in the development workspace)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_zygote_after_tests() -> Iterator[None]:
+    """Tests start the warm fork server like any user would; stop it when they are done."""
+    yield
+    from forgeml.executors import zygote
+
+    zygote.shutdown()

@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from forgeml.executors import zygote
 from forgeml.executors.base import Executor
 from forgeml.store import training_jobs as repo
 
@@ -34,6 +35,7 @@ class LocalExecutor(Executor):
         self.platform = platform
         self.config = platform.config
         self._reserved: dict[str, int] = {}
+        self.use_zygote = os.environ.get("FORGEML_ZYGOTE", "1") != "0"
 
     def _lock_path(self, job_name: str) -> Path:
         folder = self.config.locks_dir / "jobs"
@@ -59,11 +61,15 @@ class LocalExecutor(Executor):
         fd = self._reserved[job_name]
         log_dir = self.config.jobs_dir / job_name
         log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.config.to_env(), LOCK_FD_VARIABLE: str(fd)}
+        env = {**os.environ, **self.config.to_env()}
+        if self.use_zygote:
+            if zygote.request_launch(job_name, fd, env, log_dir / "runner.log") is not None:
+                return
+            zygote.start_in_background()  # for the next job; this one starts the slow way
         with open(log_dir / "runner.log", "ab") as log:
             subprocess.Popen(
                 [sys.executable, "-m", "forgeml.executors.local_worker", job_name],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env={**env, LOCK_FD_VARIABLE: str(fd)}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=(fd,), start_new_session=True, close_fds=True,
             )
 

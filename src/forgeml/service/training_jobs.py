@@ -59,15 +59,14 @@ class TrainingJobService:
             "request": normalized,
         }
         executor = self.platform.executor
-        with executor.reserve(name):  # holds the job's liveness lock until the worker owns it
-            try:
+        try:
+            # The job's liveness lock is held from before its record exists until its runner owns it;
+            # a live job of the same name already holds it (BlockingIOError).
+            with executor.reserve(name):
                 repo.insert_job(self.db, row, FIRST_TRANSITION)
-            except repo.DuplicateJob:
-                raise ResourceInUse(
-                    f"Training job names must be unique within an AWS account and region, and a training job with "
-                    f"this name already exists ({arn})"
-                ) from None
-            executor.launch(name)
+                executor.launch(name)
+        except (BlockingIOError, repo.DuplicateJob):
+            raise _name_taken(arn) from None
         return {"TrainingJobArn": arn}
 
     # -- read -------------------------------------------------------------------------------------
@@ -194,6 +193,13 @@ class TrainingJobService:
             {"MetricName": p["metric_name"], "Value": p["value"], "Timestamp": to_datetime(p["timestamp"])}
             for p in repo.metric_series(self.db, name, metric_name)
         ]
+
+
+def _name_taken(arn: str) -> ResourceInUse:
+    return ResourceInUse(
+        "Training job names must be unique within an AWS account and region, and a training job with "
+        f"this name already exists ({arn})"
+    )
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from forgeml import Session, ValidationException
-from forgeml.store import Database
-from forgeml.store import tables
+from forgeml.store import Database, tables
 
 
 def test_upload_download_and_default_bucket(session: Session, tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def _run_child(request: dict[str, object], lock_fd: int) -> None:
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.environ.clear()
-        os.environ.update(request["env"])  # type: ignore[arg-type]
+        os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})  # type: ignore[call-overload]
         os.environ["FORGEML_JOB_LOCK_FD"] = str(lock_fd)
         from forgeml.executors import local_worker
 

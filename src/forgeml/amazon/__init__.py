@@ -1,0 +1,1 @@
+"""Drop-in replacements for the ``sagemaker.amazon`` modules users import."""

@@ -74,7 +74,21 @@ def run_demo(quick: bool = False) -> int:
     inputs = {name: session.upload_data(str(work / name), key_prefix=f"demo/{name}") for name in ("train", "validation")}
     console.print(f"Generated {rows} rows x 22 features, 3 classes; uploaded to {inputs['train']} and {inputs['validation']}")
 
-    console.rule("1. Script-mode training job (scikit-learn, regex metric)")
+    console.rule("1. Built-in Linear Learner on RecordIO-protobuf (the UFO course's flow)")
+    from forgeml import LinearLearner
+
+    learner = LinearLearner(
+        predictor_type="multiclass_classifier", num_classes=3, epochs=15, mini_batch_size=1000,
+        instance_type="ml.m5.large", sagemaker_session=session,
+    )
+    train_set = learner.record_set(features[:split], labels[:split], channel="train")
+    validation_set = learner.record_set(features[split:], labels[split:], channel="validation")
+    started = time.time()
+    learner.fit([train_set, validation_set], logs=False)
+    _report(learner, time.time() - started, ("validation:multiclass_accuracy", "validation:macro_f_beta",
+                                              "validation:objective_loss"))
+
+    console.rule("2. Script-mode training job (scikit-learn, a regex metric)")
     source = work / "code"
     source.mkdir()
     (source / "train.py").write_text(textwrap.dedent(SCRIPT))
@@ -85,12 +99,15 @@ def run_demo(quick: bool = False) -> int:
     )
     started = time.time()
     estimator.fit(inputs)
-    elapsed = time.time() - started
-    job = estimator.latest_training_job
-    assert job is not None
+    _report(estimator, time.time() - started, ("validation:accuracy",))
+    return 0
+
+
+def _report(estimator: object, elapsed: float, metric_names: tuple[str, ...]) -> None:
+    job = estimator.latest_training_job  # type: ignore[attr-defined]
     description = job.describe()
     metrics = {m["MetricName"]: m["Value"] for m in description["FinalMetricDataList"]}
-    console.print(f"[green]{job.name}[/] {description['TrainingJobStatus']} in {elapsed:.2f} s "
-                  f"(create to completed); validation:accuracy = {metrics['validation:accuracy']:.4f}")
-    console.print(f"model artifact: {estimator.model_data}")
-    return 0
+    console.print(f"[green]{job.name}[/] {description['TrainingJobStatus']} in {elapsed:.2f} s (create to completed)")
+    for name in metric_names:
+        console.print(f"  {name:<34} {metrics[name]:.4f}")
+    console.print(f"  model artifact: {description['ModelArtifacts']['S3ModelArtifacts']}")

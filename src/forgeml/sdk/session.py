@@ -110,14 +110,12 @@ class Session:
             status = description["TrainingJobStatus"]
             finished = status in TERMINAL
             transitions = description.get("SecondaryStatusTransitions", [])
-            # Only print the newest transition once it is final, so its message is settled.
-            settled = len(transitions) if finished else max(printed_transitions, len(transitions) - 1)
             lines: list[tuple[float, int, str]] = []
-            for transition in transitions[printed_transitions:settled]:
+            for transition in transitions[printed_transitions:]:
                 stamp = transition["StartTime"]
                 text = f"{stamp.strftime('%Y-%m-%d %H:%M:%S')} {transition['Status']} - {transition.get('StatusMessage', '')}"
                 lines.append((stamp.timestamp(), 0, text))
-            printed_transitions = settled
+            printed_transitions = len(transitions)
             for event in self.platform.logs.job_events(job_name, cursor):
                 lines.append((event["timestamp"] / 1000.0, 1, event["message"]))
                 cursor = event["id"]

@@ -10,6 +10,7 @@ this interface, so an algorithm is a package that can be written and tested on i
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,8 +39,9 @@ class ChannelSpec:
 class ChannelInput:
     """A channel as delivered to a running job.
 
-    File mode: ``path`` is the folder holding the channel's files. Pipe mode: ``path`` is the folder
-    holding the FIFOs ``<name>_0``, ``<name>_1``, ... one per epoch, each readable once.
+    File mode: ``path`` is the folder holding the channel's files. Pipe mode: ``path`` is where the
+    channel's folder would be; its FIFOs ``<name>_0``, ``<name>_1``, ... (one per epoch, each
+    readable once) sit beside it, as SageMaker's ``/opt/ml/input/data/<name>_<epoch>``.
     """
 
     name: str
@@ -64,9 +66,15 @@ class ChannelInput:
         source = self._next_pipe() if self.input_mode == "Pipe" else self.path
         return iter_channel(source, self.content_type, batch_size=batch_size, channel=self.name)
 
-    def _next_pipe(self) -> Path:
+    def _next_pipe(self, timeout: float = 60.0) -> Path:
+        """The next epoch's FIFO; SageMaker may create it a moment after the last one ended."""
         fifo = self.path.parent / f"{self.name}_{self._epochs_read}"
         self._epochs_read += 1
+        deadline = time.monotonic() + timeout
+        while not fifo.exists():
+            if time.monotonic() > deadline:
+                raise ClientError(f"Pipe mode: the FIFO {fifo.name} for channel '{self.name}' did not appear")
+            time.sleep(0.01)
         return fifo
 
 

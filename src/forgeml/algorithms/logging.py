@@ -53,13 +53,13 @@ class AlgorithmLogger:
         maximize: bool = False,
     ) -> None:
         """``#quality_metric: host=algo-1[, epoch=N][, batch=M] <channel> <metric> <loss|score>=v``."""
-        where = f"host={self.host}"
+        parts = [f"host={self.host}"]
         if epoch is not None:
-            where += f", epoch={epoch}"
+            parts.append(f"epoch={epoch}")
         if batch is not None:
-            where += f", batch={batch}"
+            parts.append(f"batch={batch}")
         tag = "<score>" if maximize else "<loss>"
-        self.info(f"#quality_metric: {where} {channel} {metric} {tag}={float(value)!r}")
+        self.info(f"#quality_metric: {', '.join(parts)}, {channel} {metric} {tag}={float(value)!r}")
 
     def score(self, channel: str, metric: str, value: float) -> None:
         """``#validation_score (algo-1) : ('mse', 0.0133)``."""

@@ -71,6 +71,8 @@ class PipeFeeder:
                 with open(self.fifo_path(epoch), "wb", buffering=0) as pipe:  # blocks until a reader opens
                     if self._closed.is_set():
                         return
+                    # the next epoch's FIFO exists before this one ends, so a fast reader finds it
+                    self._make_fifo(epoch + 1)
                     for uri in order:
                         self._copy(uri, pipe)
                 self.fifo_path(epoch).unlink(missing_ok=True)

@@ -1,0 +1,71 @@
+"""SageMaker's K-Means (``kmeans``): web-scale mini-batch k-means with a local Lloyd's reduction.
+
+This module only declares the algorithm; numpy work lives in ``train``/``serve`` and is imported
+when a job or an endpoint needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.kmeans.hyperparameters import SCHEMA, check
+
+_TRAINING_TYPES = ("text/csv", "application/x-recordio-protobuf")
+
+
+class KMeans(BuiltinAlgorithm):
+    name = "kmeans"
+    # the ``Algorithm`` dimension observed in SageMaker's K-Means #metrics lines
+    display_name = "AWS/KMeansWebscale"
+    hyperparameters = SCHEMA
+    channels = (
+        ChannelSpec("train", required=True, content_types=_TRAINING_TYPES),
+        ChannelSpec("test", content_types=_TRAINING_TYPES),
+    )
+    default_content_type = "application/x-recordio-protobuf"
+    metric_definitions = (
+        {"Name": "test:msd", "Regex": r"#quality_metric: host=\S+, test msd <loss>=(\S+)"},
+        {"Name": "test:ssd", "Regex": r"#quality_metric: host=\S+, test ssd <loss>=(\S+)"},
+        {"Name": "train:msd", "Regex": r"#quality_metric: host=\S+, train msd <loss>=(\S+)"},
+        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
+        {
+            "Name": "train:throughput",
+            "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second",
+        },
+    )
+    request_content_types = (
+        "text/csv",
+        "application/json",
+        "application/jsonlines",
+        "application/x-recordio-protobuf",
+    )
+    accept_types = (
+        "application/json",
+        "application/jsonlines",
+        "text/csv",
+        "application/x-recordio-protobuf",
+    )
+    default_accept = "application/json"
+
+    def check_hyperparameters(self, values: dict[str, Any]) -> None:
+        check(values)
+
+    def train(self, ctx: TrainingContext) -> None:
+        from forgeml.algorithms.kmeans.train import train
+
+        train(ctx)
+
+    def load_model(self, model_dir: Path) -> Any:
+        from forgeml.algorithms.kmeans.serve import load_model
+
+        return load_model(model_dir)
+
+    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        from forgeml.algorithms.kmeans.serve import invoke
+
+        return invoke(model, body, content_type, accept)
+
+
+ALGORITHM = KMeans()

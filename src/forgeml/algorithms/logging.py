@@ -53,13 +53,13 @@ class AlgorithmLogger:
         maximize: bool = False,
     ) -> None:
         """``#quality_metric: host=algo-1[, epoch=N][, batch=M] <channel> <metric> <loss|score>=v``."""
-        parts = [f"host={self.host}"]
+        # SageMaker's shapes: "host=algo-1, epoch=0, train ..." and "host=algo-1, epoch=0, batch=5 train ..."
+        where = f"host={self.host}"
         if epoch is not None:
-            parts.append(f"epoch={epoch}")
-        if batch is not None:
-            parts.append(f"batch={batch}")
+            where += f", epoch={epoch}"
+        where += f", batch={batch} " if batch is not None else ", "
         tag = "<score>" if maximize else "<loss>"
-        self.info(f"#quality_metric: {', '.join(parts)}, {channel} {metric} {tag}={float(value)!r}")
+        self.info(f"#quality_metric: {where}{channel} {metric} {tag}={float(value)!r}")
 
     def score(self, channel: str, metric: str, value: float) -> None:
         """``#validation_score (algo-1) : ('mse', 0.0133)``."""
@@ -84,7 +84,7 @@ class AlgorithmLogger:
 
 
 def _jsonable(values: dict[str, Any]) -> str:
-    return json.dumps({k: v if isinstance(v, str | int | float | bool) or v is None else str(v) for k, v in values.items()})
+    return json.dumps(values, default=str)
 
 
 def num_threads(default: int | None = None) -> int:

@@ -1,0 +1,67 @@
+"""The IP Insights declaration: channels, content types and metric regexes (reference §8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.ip_insights import hyperparameters
+
+CSV = "text/csv"
+
+
+class IPInsights(BuiltinAlgorithm):
+    name = "ipinsights"
+    display_name = "AWS/IPInsights"  # the #metrics Algorithm dimension is UNVERIFIED for IP Insights
+    hyperparameters = hyperparameters.SCHEMA
+    channels = (
+        ChannelSpec("train", required=True, content_types=(CSV,), input_modes=("File",)),
+        ChannelSpec("validation", content_types=(CSV,), input_modes=("File",)),
+    )
+    default_content_type = CSV
+    metric_definitions = (
+        {
+            "Name": "validation:discriminator_auc",
+            "Regex": r"#quality_metric: host=\S+, epoch=\S+, validation discriminator_auc <score>=(\S+)",
+        },
+        {
+            "Name": "train:binary_classification_accuracy",
+            "Regex": r"#quality_metric: host=\S+, epoch=\S+, batch=\S+ train binary_classification_accuracy <score>=(\S+)",
+        },
+        {
+            "Name": "train:binary_classification_accuracy:epoch",
+            "Regex": r"#quality_metric: host=\S+, epoch=\S+, train binary_classification_accuracy <score>=(\S+)",
+        },
+        {
+            "Name": "train:binary_classification_cross_entropy",
+            "Regex": r"#quality_metric: host=\S+, epoch=\S+, batch=\S+ train binary_classification_cross_entropy <loss>=(\S+)",
+        },
+        {
+            "Name": "train:binary_classification_cross_entropy:epoch",
+            "Regex": r"#quality_metric: host=\S+, epoch=\S+, train binary_classification_cross_entropy <loss>=(\S+)",
+        },
+        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
+        {"Name": "train:throughput", "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second"},
+    )
+    request_content_types = (CSV, "application/json", "application/jsonlines")
+    accept_types = ("application/json", "application/jsonlines")
+    default_accept = "application/json"
+
+    def check_hyperparameters(self, values: dict[str, Any]) -> None:
+        hyperparameters.check(values)
+
+    def train(self, ctx: TrainingContext) -> None:
+        from forgeml.algorithms.ip_insights.train import train
+
+        train(ctx)
+
+    def load_model(self, model_dir: Path) -> Any:
+        from forgeml.algorithms.ip_insights.artifact import load
+
+        return load(Path(model_dir))
+
+    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        from forgeml.algorithms.ip_insights.serve import invoke
+
+        return invoke(model, body, content_type, accept)

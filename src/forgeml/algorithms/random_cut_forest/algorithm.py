@@ -1,0 +1,48 @@
+"""The Random Cut Forest declaration: channels, content types and metric regexes (reference §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.random_cut_forest.hyperparameters import SCHEMA
+
+CSV = "text/csv"
+RECORDIO = "application/x-recordio-protobuf"
+
+
+class RandomCutForest(BuiltinAlgorithm):
+    name = "randomcutforest"
+    display_name = "RandomCutForest"
+    hyperparameters = SCHEMA
+    channels = (
+        ChannelSpec("train", required=True, content_types=(CSV, RECORDIO)),
+        ChannelSpec("test", content_types=(CSV, RECORDIO)),
+    )
+    default_content_type = RECORDIO
+    metric_definitions = (
+        # SageMaker's regex for test:f1 is not published (UNVERIFIED); this matches the
+        # #quality_metric line written for the anomalous class's F1.
+        {"Name": "test:f1", "Regex": r"#quality_metric: host=\S+, test f1 <score>=(\S+)"},
+        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
+        {"Name": "train:throughput", "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second"},
+    )
+    request_content_types = ("text/csv", "application/json", "application/jsonlines", RECORDIO)
+    accept_types = ("application/json", "application/jsonlines", RECORDIO)
+    default_accept = "application/json"
+
+    def train(self, ctx: TrainingContext) -> None:
+        from forgeml.algorithms.random_cut_forest.train import train
+
+        train(ctx)
+
+    def load_model(self, model_dir: Path) -> Any:
+        from forgeml.algorithms.random_cut_forest.artifact import load
+
+        return load(Path(model_dir))
+
+    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        from forgeml.algorithms.random_cut_forest.serve import invoke
+
+        return invoke(model, body, content_type, accept)

@@ -17,7 +17,6 @@ from typing import IO, Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.datasets import load_svmlight_file
 
 from forgeml.data.dataset import RecordBatch
 from forgeml.data.sources import CHUNK_SIZE, Source, iter_line_batches, open_stream, read_all
@@ -118,6 +117,8 @@ def parse_libsvm_block(
     # scikit-learn's float parsing accepts "1_0"; send such data to the stricter parser.
     if not _has_weights(data) and b"_" not in data:
         try:
+            from sklearn.datasets import load_svmlight_file  # imported here: sklearn costs ~1 s to import
+
             features, labels = load_svmlight_file(
                 io.BytesIO(data), n_features=n_features, dtype=np.float32, zero_based=True
             )

@@ -1,0 +1,49 @@
+"""The XGBoost built-in algorithm's declaration: what SageMaker's ``sagemaker-xgboost`` image offers.
+
+Only light modules are imported here (the registry loads this in every job); training, loading
+and serving import XGBoost when they run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.xgboost.hyperparameters import SCHEMA, check
+from forgeml.algorithms.xgboost.metrics import metric_definitions
+
+TRAINING_CONTENT_TYPES = ("text/libsvm", "text/csv", "application/x-parquet", "application/x-recordio-protobuf")
+
+
+class XGBoostAlgorithm(BuiltinAlgorithm):
+    name = "xgboost"
+    display_name = "XGBoost"
+    hyperparameters = SCHEMA
+    channels = (
+        ChannelSpec("train", required=True, content_types=TRAINING_CONTENT_TYPES),
+        ChannelSpec("validation", content_types=TRAINING_CONTENT_TYPES),
+    )
+    default_content_type = "text/libsvm"
+    metric_definitions = metric_definitions()
+    request_content_types = ("text/csv", "text/libsvm", "text/x-libsvm", "application/x-recordio-protobuf")
+    accept_types = ("text/csv", "application/json", "application/jsonlines", "application/x-recordio-protobuf")
+    default_accept = "text/csv"
+
+    def check_hyperparameters(self, values: dict[str, Any]) -> None:
+        check(values)
+
+    def train(self, ctx: TrainingContext) -> None:
+        from forgeml.algorithms.xgboost.train import run
+
+        run(ctx)
+
+    def load_model(self, model_dir: Path) -> Any:
+        from forgeml.algorithms.xgboost.model import load
+
+        return load(model_dir)
+
+    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        from forgeml.algorithms.xgboost.serve import invoke
+
+        return invoke(model, body, content_type, accept)

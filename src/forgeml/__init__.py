@@ -34,7 +34,29 @@ _EXPORTS = {
     "UnexpectedStatusException": "forgeml.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Estimator",
+    "FactorizationMachines",
+    "HyperparameterTuner",
+    "HyperparameterTuningJobAnalytics",
+    "IPInsights",
+    "KMeans",
+    "KNN",
+    "LinearLearner",
+    "PCA",
+    "RandomCutForest",
+    "RecordSet",
+    "ResourceInUse",
+    "ResourceLimitExceeded",
+    "ResourceNotFound",
+    "Session",
+    "TrainingInput",
+    "TrainingJobAnalytics",
+    "UnexpectedStatusException",
+    "ValidationException",
+    "get_execution_role",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from forgeml.errors import (

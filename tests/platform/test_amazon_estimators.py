@@ -7,9 +7,9 @@ import tarfile
 
 import numpy as np
 import pytest
+from tests.conftest import shared_path
 
 from forgeml import KMeans, LinearLearner, Session, TrainingInput, ValidationException
-from tests.conftest import shared_path
 
 
 def test_kmeans_record_set_flow_and_centroids_from_model_algo_1(session: Session) -> None:
@@ -77,3 +77,16 @@ def test_seed_000_linear_learner_on_the_ufo_files(session: Session) -> None:
     metrics = {m["MetricName"]: m["Value"] for m in learner.latest_training_job.describe()["FinalMetricDataList"]}  # type: ignore[union-attr]
     assert metrics["validation:multiclass_accuracy"] >= 0.94
     assert metrics["validation:macro_f_beta"] >= 0.89
+
+
+def test_malformed_csv_record_fails_the_job_naming_file_and_record(session: Session, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "bad-csv"
+    folder.mkdir()
+    (folder / "train.csv").write_text("1,0.5,0.25\n0,0.1,0.2\n1,oops,0.3\n")
+    uri = session.upload_data(str(folder), key_prefix="bad-csv")
+    learner = LinearLearner(predictor_type="binary_classifier", sagemaker_session=session)
+    with pytest.raises(Exception, match="ClientError"):
+        learner.fit({"train": TrainingInput(uri, content_type="text/csv")}, logs=False)
+    reason = learner.latest_training_job.describe()["FailureReason"]  # type: ignore[union-attr]
+    assert reason.startswith("ClientError:")
+    assert "train.csv" in reason and "record 3" in reason

@@ -100,6 +100,28 @@ def run_demo(quick: bool = False) -> int:
     started = time.time()
     estimator.fit(inputs)
     _report(estimator, time.time() - started, ("validation:accuracy",))
+
+    console.rule("3. Hyperparameter tuning job (Bayesian, Linear Learner)")
+    from forgeml.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
+
+    tuner = HyperparameterTuner(
+        learner, "validation:objective_loss",
+        {"learning_rate": ContinuousParameter(0.0001, 1.0, "Logarithmic"),
+         "wd": ContinuousParameter(0.0001, 1.0, "Logarithmic"),
+         "mini_batch_size": IntegerParameter(100, 2000)},
+        objective_type="Minimize", strategy="Bayesian", max_jobs=6 if quick else 12, max_parallel_jobs=2,
+        random_seed=0,
+    )
+    started = time.time()
+    tuner.fit([train_set, validation_set], wait=False)
+    description = tuner.wait()
+    frame = tuner.analytics().dataframe().sort_values("FinalObjectiveValue")
+    console.print(f"[green]{description['HyperParameterTuningJobName']}[/] {description['HyperParameterTuningJobStatus']} "
+                  f"in {time.time() - started:.1f} s; the three best training jobs:")
+    columns = ["TrainingJobName", "learning_rate", "wd", "mini_batch_size", "FinalObjectiveValue"]
+    console.print(frame[columns].head(3).to_string(index=False))
+    chart = tuner.analytics().plot(work / "tuning-objective.html")
+    console.print(f"objective-over-time chart: {chart}")
     return 0
 
 

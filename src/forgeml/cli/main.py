@@ -97,6 +97,47 @@ def _print_logs(session: Any, name: str, follow: bool) -> None:
         time.sleep(0.2)
 
 
+def cmd_tuning(args: argparse.Namespace) -> int:
+    from forgeml.sdk.analytics import HyperparameterTuningJobAnalytics
+    from forgeml.sdk.session import Session
+    from forgeml.sdk.tuner import progress_key, progress_line
+
+    session = Session()
+    service = session.platform.tuning_jobs
+    if args.tuning_command == "list":
+        from forgeml.cli.render import tuning_table
+
+        console.print(tuning_table(service.list_hyper_parameter_tuning_jobs(MaxResults=min(args.max, 100),
+                                                                            SortBy="CreationTime",
+                                                                            SortOrder="Descending")["HyperParameterTuningJobSummaries"]))
+    elif args.tuning_command == "describe":
+        print(to_json(service.describe_hyper_parameter_tuning_job(args.name)))
+    elif args.tuning_command == "jobs":
+        frame = HyperparameterTuningJobAnalytics(args.name, sagemaker_session=session).dataframe()
+        if not frame.empty and "FinalObjectiveValue" in frame:
+            frame = frame.sort_values("FinalObjectiveValue", ascending=args.ascending, na_position="last")
+        console.print(frame.to_string(index=False) if not frame.empty else "(no training jobs yet)")
+    elif args.tuning_command == "plot":
+        analytics = HyperparameterTuningJobAnalytics(args.name, sagemaker_session=session)
+        for kind, suffix in (("objective", "objective"), ("hyperparameters", "hyperparameters")):
+            path = analytics.plot(f"{args.output_prefix or args.name}-{suffix}.{args.format}", kind=kind)
+            console.print(f"wrote {path}")
+    elif args.tuning_command == "stop":
+        service.stop_hyper_parameter_tuning_job(args.name)
+        console.print(f"Stopping {args.name}")
+    elif args.tuning_command == "watch":
+        last: tuple[Any, ...] = ()
+        while True:
+            description = service.describe_hyper_parameter_tuning_job(args.name)
+            if progress_key(description) != last:
+                console.print(progress_line(description))
+                last = progress_key(description)
+            if description["HyperParameterTuningJobStatus"] in ("Completed", "Failed", "Stopped"):
+                return 0
+            time.sleep(0.5)
+    return 0
+
+
 def cmd_info(_args: argparse.Namespace) -> int:
     from forgeml.algorithms.registry import available
     from forgeml.config import Config
@@ -157,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("name")
     metrics.add_argument("--metric")
     jobs.set_defaults(func=cmd_jobs)
+
+    tuning = sub.add_parser("tuning", help="hyperparameter tuning jobs: list, describe, jobs, plot, watch, stop")
+    tuning_sub = tuning.add_subparsers(dest="tuning_command", required=True)
+    tuning_list = tuning_sub.add_parser("list")
+    tuning_list.add_argument("--max", type=int, default=20)
+    for name in ("describe", "stop", "watch"):
+        tuning_sub.add_parser(name).add_argument("name")
+    tuning_jobs = tuning_sub.add_parser("jobs", help="the training jobs as a table, best first")
+    tuning_jobs.add_argument("name")
+    tuning_jobs.add_argument("--ascending", action="store_true", help="sort objective values ascending")
+    plot = tuning_sub.add_parser("plot", help="objective-over-time and hyperparameter charts")
+    plot.add_argument("name")
+    plot.add_argument("--format", choices=["html", "png"], default="html")
+    plot.add_argument("--output-prefix")
+    tuning.set_defaults(func=cmd_tuning)
 
     info = sub.add_parser("info", help="where forgeml keeps its state")
     info.set_defaults(func=cmd_info)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def to_json(value: Any) -> str:
@@ -35,4 +35,16 @@ def jobs_table(summaries: list[dict[str, Any]]) -> Table:
         table.add_row(job["TrainingJobName"], f"[{colours.get(status, 'white')}]{status}[/]",
                       job.get("SecondaryStatus", ""), short_time(job.get("CreationTime")),
                       short_time(job.get("TrainingEndTime")))
+    return table
+
+
+def tuning_table(summaries: list[dict[str, Any]]) -> Table:
+    table = Table(title="Hyperparameter tuning jobs")
+    for column in ("Name", "Status", "Strategy", "Jobs done/max", "Created"):
+        table.add_column(column, no_wrap=column == "Name")
+    for job in summaries:
+        counters = job["TrainingJobStatusCounters"]
+        done = sum(counters.values()) - counters["InProgress"]
+        table.add_row(job["HyperParameterTuningJobName"], job["HyperParameterTuningJobStatus"], job["Strategy"],
+                      f"{done}/{job['ResourceLimits']['MaxNumberOfTrainingJobs']}", short_time(job.get("CreationTime")))
     return table

@@ -11,20 +11,25 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 
+TRAINING = "training"
+TUNING = "tuning"
+
 
 class Executor(ABC):
-    @abstractmethod
-    def reserve(self, job_name: str) -> AbstractContextManager[None]:
-        """Mark ``job_name`` as alive until ``launch`` hands it to its runner (or the block fails)."""
+    """``kind`` names what runs: a training job's runner or a tuning job's controller."""
 
     @abstractmethod
-    def launch(self, job_name: str) -> None:
-        """Start the job's runner; returns at once."""
+    def reserve(self, name: str, kind: str = TRAINING) -> AbstractContextManager[None]:
+        """Mark ``name`` as alive until ``launch`` hands it to its runner (or the block fails)."""
 
     @abstractmethod
-    def stop(self, job_name: str) -> None:
+    def launch(self, name: str, kind: str = TRAINING) -> None:
+        """Start the runner; returns at once."""
+
+    @abstractmethod
+    def stop(self, name: str, kind: str = TRAINING) -> None:
         """Wake the runner so it sees the stop request now (it also polls the store)."""
 
     @abstractmethod
-    def is_alive(self, job_name: str) -> bool:
-        """Whether the job's runner is still running."""
+    def is_alive(self, name: str, kind: str = TRAINING) -> bool:
+        """Whether the runner is still running."""

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forgeml.executors import zygote
-from forgeml.executors.base import Executor
-from forgeml.store import training_jobs as repo
+from forgeml.executors.base import TRAINING, Executor
+from forgeml.store import training_jobs as training_repo
 
 if TYPE_CHECKING:
     from forgeml.service.platform import Platform
@@ -37,14 +37,15 @@ class LocalExecutor(Executor):
         self._reserved: dict[str, int] = {}
         self.use_zygote = os.environ.get("FORGEML_ZYGOTE", "1") != "0"
 
-    def _lock_path(self, job_name: str) -> Path:
-        folder = self.config.locks_dir / "jobs"
+    def _lock_path(self, name: str, kind: str) -> Path:
+        folder = self.config.locks_dir / kind
         folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{job_name}.lock"
+        return folder / f"{name}.lock"
 
     @contextmanager
-    def reserve(self, job_name: str) -> Iterator[None]:
-        fd = os.open(self._lock_path(job_name), os.O_RDWR | os.O_CREAT, 0o644)
+    def reserve(self, name: str, kind: str = TRAINING) -> Iterator[None]:
+        job_name = f"{kind}/{name}"
+        fd = os.open(self._lock_path(name, kind), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,32 +58,41 @@ class LocalExecutor(Executor):
             self._reserved.pop(job_name, None)
             os.close(fd)  # the runner, if launched, holds its own copy of the lock
 
-    def launch(self, job_name: str) -> None:
-        fd = self._reserved[job_name]
-        log_dir = self.config.jobs_dir / job_name
+    def launch(self, name: str, kind: str = TRAINING) -> None:
+        fd = self._reserved[f"{kind}/{name}"]
+        log_dir = self.config.jobs_dir / name if kind == TRAINING else self.config.home / kind / name
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.config.to_env()}
         if self.use_zygote:
-            if zygote.request_launch(job_name, fd, env, log_dir / "runner.log") is not None:
+            if zygote.request_launch(kind, name, fd, env, log_dir / "runner.log") is not None:
                 return
             zygote.start_in_background()  # for the next job; this one starts the slow way
         with open(log_dir / "runner.log", "ab") as log:
             subprocess.Popen(
-                [sys.executable, "-m", "forgeml.executors.local_worker", job_name],
+                [sys.executable, "-m", "forgeml.executors.local_worker", kind, name],
                 env={**env, LOCK_FD_VARIABLE: str(fd)}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=(fd,), start_new_session=True, close_fds=True,
             )
 
-    def stop(self, job_name: str) -> None:
-        row = repo.get_job(self.platform.db, job_name)
-        if row and row.get("runner_pid") and self.is_alive(job_name):
+    def stop(self, name: str, kind: str = TRAINING) -> None:
+        pid = self._runner_pid(name, kind)
+        if pid and self.is_alive(name, kind):
             with suppress(ProcessLookupError, PermissionError):
-                os.kill(int(row["runner_pid"]), signal.SIGUSR1)
+                os.kill(pid, signal.SIGUSR1)
 
-    def is_alive(self, job_name: str) -> bool:
-        if job_name in self._reserved:
+    def _runner_pid(self, name: str, kind: str) -> int | None:
+        if kind == TRAINING:
+            row = training_repo.get_job(self.platform.db, name)
+        else:
+            from forgeml.store import tuning_jobs as tuning_repo
+
+            row = tuning_repo.get_tuning_job(self.platform.db, name)
+        return int(row["runner_pid"]) if row and row.get("runner_pid") else None
+
+    def is_alive(self, name: str, kind: str = TRAINING) -> bool:
+        if f"{kind}/{name}" in self._reserved:
             return True
-        path = self._lock_path(job_name)
+        path = self._lock_path(name, kind)
         if not path.exists():
             return False
         fd = os.open(path, os.O_RDWR)

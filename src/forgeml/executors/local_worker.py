@@ -10,18 +10,27 @@ from contextlib import AbstractContextManager
 from functools import partial
 
 from forgeml.config import Config
+from forgeml.executors.base import TUNING
 from forgeml.executors.local import LOCK_FD_VARIABLE, job_slot
 from forgeml.runtime.runner import JobRunner
 from forgeml.service.platform import Platform
 
 
-def main(job_name: str) -> int:
+def main(kind: str, name: str) -> int:
     lock_fd = os.environ.pop(LOCK_FD_VARIABLE, None)
     if lock_fd is not None:
         os.set_inheritable(int(lock_fd), False)  # the job's own processes must not keep it alive
     config = Config.from_env()
     platform = Platform.get(config)
-    runner = JobRunner(platform, job_name)
+    if kind == TUNING:
+        from forgeml.tuning.controller import TuningController
+
+        controller = TuningController(platform, name)
+        signal.signal(signal.SIGUSR1, lambda _s, _f: controller.wake())
+        signal.signal(signal.SIGTERM, lambda _s, _f: controller.wake())
+        controller.run()
+        return 0
+    runner = JobRunner(platform, name)
 
     def on_signal(_signum: int, _frame: object) -> None:
         runner.stop_event.set()
@@ -36,4 +45,4 @@ def main(job_name: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2]))

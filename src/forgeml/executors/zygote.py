@@ -49,7 +49,7 @@ def socket_path(stamp: str | None = None) -> Path:
     return socket_dir() / f"zygote-{stamp or code_stamp()}.sock"
 
 
-def request_launch(job_name: str, lock_fd: int, env: dict[str, str], log_path: Path) -> int | None:
+def request_launch(kind: str, job_name: str, lock_fd: int, env: dict[str, str], log_path: Path) -> int | None:
     """Ask a running zygote to start the job's runner; None when no zygote answers."""
     path = socket_path()
     if not path.exists():
@@ -58,7 +58,7 @@ def request_launch(job_name: str, lock_fd: int, env: dict[str, str], log_path: P
     client.settimeout(CONNECT_TIMEOUT)
     try:
         client.connect(str(path))
-        payload = json.dumps({"job": job_name, "env": env, "log": str(log_path)}).encode()
+        payload = json.dumps({"kind": kind, "job": job_name, "env": env, "log": str(log_path)}).encode()
         socket.send_fds(client, [len(payload).to_bytes(4, "big") + payload], [lock_fd])
         reply = client.recv(64)
         return int(json.loads(reply.decode())["pid"]) if reply else None
@@ -128,7 +128,7 @@ def _run_child(request: dict[str, object], lock_fd: int) -> None:
         os.environ["FORGEML_JOB_LOCK_FD"] = str(lock_fd)
         from forgeml.executors import local_worker
 
-        code = local_worker.main(str(request["job"]))
+        code = local_worker.main(str(request["kind"]), str(request["job"]))
     except BaseException:  # the runner reports job errors itself; this is a last resort
         import traceback
 

@@ -113,19 +113,19 @@ class AmazonAlgorithmEstimatorBase(Estimator):
         store.put_bytes(json.dumps([{"prefix": prefix}, *keys]).encode(), manifest)
         return RecordSet(manifest, num_records=int(train.shape[0]), feature_dim=int(train.shape[1]), channel=channel)
 
-    def fit(self, records: Any = None, mini_batch_size: int | None = None, wait: bool = True,
-            logs: bool | str = True, job_name: str | None = None, experiment_config: dict[str, str] | None = None) -> None:
-        record_sets = records if isinstance(records, list) else [records]
+    def training_request(self, inputs: Any = None, job_name: str | None = None) -> dict[str, Any]:
+        """As Estimator's, with ``feature_dim`` taken from the train RecordSet, as sagemaker does."""
+        record_sets = inputs if isinstance(inputs, list) else [inputs]
         train = next((r for r in record_sets if isinstance(r, RecordSet) and r.channel == "train"), None)
         if train is not None and "feature_dim" in self.algorithm.hyperparameters.by_name:
             self._hyperparameters["feature_dim"] = train.feature_dim
+        return super().training_request(inputs, job_name)
+
+    def fit(self, records: Any = None, mini_batch_size: int | None = None, wait: bool = True,  # type: ignore[override]
+            logs: bool | str = True, job_name: str | None = None, experiment_config: dict[str, str] | None = None) -> None:
         if mini_batch_size is not None:
             self._hyperparameters["mini_batch_size"] = mini_batch_size
-        if isinstance(records, RecordSet | list) and all(isinstance(r, RecordSet) for r in record_sets):
-            channels = {r.channel: r.records_s3_input() for r in record_sets}
-            super().fit(channels, wait=wait, logs=logs, job_name=job_name, experiment_config=experiment_config)
-        else:
-            super().fit(records, wait=wait, logs=logs, job_name=job_name, experiment_config=experiment_config)
+        super().fit(records, wait=wait, logs=logs, job_name=job_name, experiment_config=experiment_config)
 
 
 _ESTIMATOR_ARGS = frozenset({

@@ -36,7 +36,11 @@ class Paginator:
 
 
 class SageMakerClient:
-    _PAGINATED = {"list_training_jobs": "TrainingJobSummaries"}
+    _PAGINATED = {
+        "list_training_jobs": "TrainingJobSummaries",
+        "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
+        "list_training_jobs_for_hyper_parameter_tuning_job": "TrainingJobSummaries",
+    }
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -52,6 +56,22 @@ class SageMakerClient:
 
     def stop_training_job(self, *, TrainingJobName: str) -> dict[str, Any]:  # noqa: N803
         self.platform.training_jobs.stop_training_job(TrainingJobName)
+        return _with_metadata({})
+
+    def create_hyper_parameter_tuning_job(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.tuning_jobs.create_hyper_parameter_tuning_job(request))
+
+    def describe_hyper_parameter_tuning_job(self, *, HyperParameterTuningJobName: str) -> dict[str, Any]:  # noqa: N803
+        return _with_metadata(self.platform.tuning_jobs.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName))
+
+    def list_hyper_parameter_tuning_jobs(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.tuning_jobs.list_hyper_parameter_tuning_jobs(**params))
+
+    def list_training_jobs_for_hyper_parameter_tuning_job(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.tuning_jobs.list_training_jobs_for_hyper_parameter_tuning_job(**params))
+
+    def stop_hyper_parameter_tuning_job(self, *, HyperParameterTuningJobName: str) -> dict[str, Any]:  # noqa: N803
+        self.platform.tuning_jobs.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName)
         return _with_metadata({})
 
     def can_paginate(self, operation_name: str) -> bool:

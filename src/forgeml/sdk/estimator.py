@@ -121,12 +121,13 @@ class Estimator:
         if isinstance(inputs, str | TrainingInput) or hasattr(inputs, "records_s3_input"):
             inputs = {"training": inputs}
         if isinstance(inputs, list):  # a list of RecordSets (amazon estimators)
-            return [c for item in inputs for c in self._channels(item)]
+            return [c for item in inputs for c in self._channels({"training": item})]
         if not isinstance(inputs, dict):
             raise ValidationException(f"fit(inputs=...) takes an S3 URI, a TrainingInput or a dict of them, not {type(inputs).__name__}")
         channels = []
         for name, value in inputs.items():
             if hasattr(value, "records_s3_input"):
+                name = getattr(value, "channel", name)
                 value = value.records_s3_input()
             if isinstance(value, str):
                 value = TrainingInput(_as_uri(value))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from forgeml.executors.base import Executor
     from forgeml.service.logs import LogService
     from forgeml.service.training_jobs import TrainingJobService
+    from forgeml.service.tuning_jobs import TuningJobService
 
 _instances: dict[Config, Platform] = {}
 _lock = threading.Lock()
@@ -50,6 +51,12 @@ class Platform:
         from forgeml.service.training_jobs import TrainingJobService
 
         return TrainingJobService(self)
+
+    @cached_property
+    def tuning_jobs(self) -> TuningJobService:
+        from forgeml.service.tuning_jobs import TuningJobService
+
+        return TuningJobService(self)
 
     @cached_property
     def logs(self) -> LogService:

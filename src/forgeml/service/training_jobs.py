@@ -6,13 +6,12 @@ SageMaker's response shapes back (timestamps as timezone-aware datetimes, as bot
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ResourceInUse, ResourceNotFound, ValidationException
 from forgeml.service.names import to_datetime
+from forgeml.service.pagination import decode_token, encode_token, epoch_seconds
 from forgeml.service.training_requests import normalize_create_request
 from forgeml.service.validation import Checker
 from forgeml.store import training_jobs as repo
@@ -158,20 +157,20 @@ class TrainingJobService:
         filters: dict[str, Any] = {
             "name_contains": params.get("NameContains"),
             "status": params.get("StatusEquals"),
-            "created_after": _epoch(params.get("CreationTimeAfter")),
-            "created_before": _epoch(params.get("CreationTimeBefore")),
-            "modified_after": _epoch(params.get("LastModifiedTimeAfter")),
-            "modified_before": _epoch(params.get("LastModifiedTimeBefore")),
+            "created_after": epoch_seconds(params.get("CreationTimeAfter")),
+            "created_before": epoch_seconds(params.get("CreationTimeBefore")),
+            "modified_after": epoch_seconds(params.get("LastModifiedTimeAfter")),
+            "modified_before": epoch_seconds(params.get("LastModifiedTimeBefore")),
             "sort_by": params.get("SortBy") or "CreationTime",
             "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
         }
-        offset = _decode_token(params.get("NextToken"), filters)
+        offset = decode_token(params.get("NextToken"), filters)
         rows = repo.list_jobs(self.db, offset=offset, limit=limit + 1, **filters)
         rows = [self._reconcile(r) for r in rows]
         summaries = [_summary(r) for r in rows[:limit]]
         response: dict[str, Any] = {"TrainingJobSummaries": summaries}
         if len(rows) > limit:
-            response["NextToken"] = _encode_token(offset + limit, filters)
+            response["NextToken"] = encode_token(offset + limit, filters)
         return response
 
     # -- stop -------------------------------------------------------------------------------------
@@ -214,37 +213,3 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     if row["training_end_time"]:
         summary["TrainingEndTime"] = to_datetime(row["training_end_time"])
     return summary
-
-
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    raise ValidationException(f"1 validation error detected: Value '{value}' must be a timestamp")
-
-
-def _filters_key(filters: dict[str, Any]) -> str:
-    return json.dumps(filters, sort_keys=True, default=str)
-
-
-def _encode_token(offset: int, filters: dict[str, Any]) -> str:
-    raw = json.dumps({"o": offset, "f": _filters_key(filters)})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_token(token: str | None, filters: dict[str, Any]) -> int:
-    if not token:
-        return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-        offset = int(data["o"])
-        same = data["f"] == _filters_key(filters)
-    except (ValueError, KeyError, TypeError):
-        raise ValidationException("1 validation error detected: Value at 'nextToken' failed to satisfy constraint: "
-                                  "Member must be a token returned by a previous call") from None
-    if not same:
-        raise ValidationException("The NextToken was issued for a request with different filters")
-    return offset

@@ -88,3 +88,36 @@ metric_points = Table(
     Column("timestamp", Float, nullable=False),
     Index("ix_metric_points_job", "job_name", "metric_name", "id"),
 )
+
+tuning_jobs = Table(
+    "tuning_jobs",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(32), nullable=False, index=True),
+    Column("creation_time", Float, nullable=False, index=True),
+    Column("last_modified_time", Float, nullable=False),
+    Column("end_time", Float),
+    Column("failure_reason", Text),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("runner_pid", Integer),
+    # TuningJobCompletionDetails and why the job ended, kept by the controller
+    Column("completion_details", JSON),
+    Column("request", JSON, nullable=False),
+)
+
+tuning_trials = Table(
+    "tuning_trials",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("tuning_job_name", String(32), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("training_job_name", String(63), nullable=False, unique=True),
+    Column("definition_name", String(64)),
+    Column("tuned_hyperparameters", JSON, nullable=False),
+    Column("resource", Integer),
+    # the objective as the tuner judged it: Succeeded (value set) | Pending | Failed
+    Column("objective_status", String(16), nullable=False),
+    Column("objective_value", Float),
+    Index("ix_tuning_trials_job", "tuning_job_name", "number"),
+)

@@ -1,0 +1,5 @@
+"""sagemaker.analytics's names."""
+
+from forgeml.sdk.analytics import HyperparameterTuningJobAnalytics, TrainingJobAnalytics
+
+__all__ = ["HyperparameterTuningJobAnalytics", "TrainingJobAnalytics"]

@@ -1,0 +1,43 @@
+"""NextToken pagination and timestamp filters shared by the List operations."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from forgeml.errors import ValidationException
+
+
+def epoch_seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    raise ValidationException(f"1 validation error detected: Value '{value}' must be a timestamp")
+
+
+def _filters_key(filters: dict[str, Any]) -> str:
+    return json.dumps(filters, sort_keys=True, default=str)
+
+
+def encode_token(offset: int, filters: dict[str, Any]) -> str:
+    raw = json.dumps({"o": offset, "f": _filters_key(filters)})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_token(token: str | None, filters: dict[str, Any]) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        offset = int(data["o"])
+        same = data["f"] == _filters_key(filters)
+    except (ValueError, KeyError, TypeError):
+        raise ValidationException("1 validation error detected: Value at 'nextToken' failed to satisfy constraint: "
+                                  "Member must be a token returned by a previous call") from None
+    if not same:
+        raise ValidationException("The NextToken was issued for a request with different filters")
+    return offset

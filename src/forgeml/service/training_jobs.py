@@ -73,19 +73,16 @@ class TrainingJobService:
         row = repo.get_job(self.db, name) if isinstance(name, str) else None
         if row is None:
             raise ResourceNotFound(f"Requested resource not found: training job '{name}' does not exist")
-        return self._reconcile(row)
+        return self.reconcile(row)
 
-    def _reconcile(self, row: dict[str, Any]) -> dict[str, Any]:
+    def reconcile(self, row: dict[str, Any]) -> dict[str, Any]:
         """An active job whose worker is gone is Failed: nothing will ever finish it otherwise."""
         if row["status"] in repo.ACTIVE_STATUSES and not self.platform.executor.is_alive(row["name"]):
-            changed = repo.transition(
+            repo.transition(
                 self.db, row["name"], "Failed", "Failed", "Training job failed",
                 only_if_status=repo.ACTIVE_STATUSES, failure_reason=WORKER_LOST, training_end_time=time.time(),
             )
-            if changed:
-                row = repo.get_job(self.db, row["name"]) or row
-            else:
-                row = repo.get_job(self.db, row["name"]) or row
+            row = repo.get_job(self.db, row["name"]) or row
         return row
 
     def describe_training_job(self, name: str) -> dict[str, Any]:
@@ -166,7 +163,7 @@ class TrainingJobService:
         }
         offset = decode_token(params.get("NextToken"), filters)
         rows = repo.list_jobs(self.db, offset=offset, limit=limit + 1, **filters)
-        rows = [self._reconcile(r) for r in rows]
+        rows = [self.reconcile(r) for r in rows]
         summaries = [_summary(r) for r in rows[:limit]]
         response: dict[str, Any] = {"TrainingJobSummaries": summaries}
         if len(rows) > limit:

@@ -68,7 +68,7 @@ class TuningJobService:
             if job is None:
                 continue
             if job["status"] in training_repo.ACTIVE_STATUSES:
-                job = self.platform.training_jobs._reconcile(job)
+                job = self.platform.training_jobs.reconcile(job)
             summary: dict[str, Any] = {
                 "TrainingJobName": job["name"],
                 "TrainingJobArn": job["arn"],

@@ -62,6 +62,7 @@ class TuningController:
         self.job_names: dict[int, str] = {}  # trial number -> training job name
         self.trial_definition: dict[int, DefinitionState] = {}
         self.seen_intermediate: dict[int, int] = {}
+        self._proposals_ran_out = False
         self.states = self._definitions()
         first = self.states[0]
         self.minimize = first.objective["Type"] == "Minimize"
@@ -156,8 +157,6 @@ class TuningController:
     def _exhausted(self) -> bool:
         return len(self.job_names) >= self.max_jobs or self._proposals_ran_out
 
-    _proposals_ran_out = False
-
     # -- trials -----------------------------------------------------------------------------------
     def _refresh(self) -> None:
         for state in self.states:
@@ -170,7 +169,7 @@ class TuningController:
                 if job is None:
                     continue
                 if job["status"] in training_repo.ACTIVE_STATUSES:
-                    job = self.platform.training_jobs._reconcile(job)
+                    job = self.platform.training_jobs.reconcile(job)
                 series = [p["value"] for p in training_repo.metric_series(self.db, job_name, metric)]
                 trial.intermediate = series
                 if job["status"] in training_repo.TERMINAL_STATUSES:

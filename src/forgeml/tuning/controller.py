@@ -24,7 +24,7 @@ from forgeml.service.tuning_requests import EPOCH_NAMES
 from forgeml.store import training_jobs as training_repo
 from forgeml.store import tuning_jobs as repo
 from forgeml.tuning.base import COMPLETED, FAILED, PENDING, STOPPED, Proposal, Strategy, Trial
-from forgeml.tuning.completion import CompletionCriteria
+from forgeml.tuning.completion import REASON_CONVERGED, CompletionCriteria
 from forgeml.tuning.space import SearchSpace
 from forgeml.tuning.stopping import create_stopping_rule
 from forgeml.tuning.strategies import create_strategy
@@ -134,7 +134,10 @@ class TuningController:
                     reason = self.criteria.check(self._all_trials())
                     if reason is not None:
                         stopping_reason = ("Completed", None)
-                        repo.update_fields(self.db, self.name, completion_details={**self._details(), "Reason": reason})
+                        details = {**self._details(), "Reason": reason}
+                        if reason == REASON_CONVERGED:
+                            details["ConvergenceDetectedTime"] = time.time()
+                        repo.update_fields(self.db, self.name, completion_details=details)
                 if stopping_reason is not None:
                     self._stop_running()
             if stopping_reason is None:

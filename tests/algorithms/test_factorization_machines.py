@@ -15,8 +15,8 @@ import pytest
 import scipy.sparse as sp
 
 from forgeml.algorithms.base import InferenceError, UnsupportedContentType
-from forgeml.algorithms.factorization_machines import ndarray_file
-from forgeml.algorithms.factorization_machines.artifact import ARTIFACT
+from forgeml.algorithms.common import mxnet_ndarray
+from forgeml.algorithms.common.artifact import MODEL_FILE
 from forgeml.algorithms.factorization_machines.model import forward
 from forgeml.algorithms.factorization_machines.train import gradients
 from forgeml.algorithms.harness import ChannelData, train_builtin
@@ -353,9 +353,9 @@ def test_csv_training_data_is_refused(tmp_path: Path) -> None:
 
 
 def test_artifact_layout_is_the_mxnet_module_zip(regression_run: dict) -> None:
-    with zipfile.ZipFile(regression_run["model_dir"] / ARTIFACT) as archive:
+    with zipfile.ZipFile(regression_run["model_dir"] / MODEL_FILE) as archive:
         assert sorted(archive.namelist()) == ["meta.json", "params", "symbol.json"]
-        params = ndarray_file.loads(archive.read("params"))
+        params = mxnet_ndarray.loads(archive.read("params"))
         meta = json.loads(archive.read("meta.json"))
         symbol = json.loads(archive.read("symbol.json"))
     assert params["arg:v"].shape == (FEATURE_DIM, 8)
@@ -367,13 +367,13 @@ def test_artifact_layout_is_the_mxnet_module_zip(regression_run: dict) -> None:
 
 
 def test_ndarray_file_bytes_follow_mxnet_layout() -> None:
-    payload = ndarray_file.dumps({"arg:x": np.array([[1.0, 2.0]], dtype=np.float32)})
+    payload = mxnet_ndarray.dumps({"arg:x": np.array([[1.0, 2.0]], dtype=np.float32)})
     header = struct.pack("<QQQ", 0x112, 0, 1) + struct.pack("<Iii", 0xF993FAC9, 0, 2) + struct.pack("<2q", 1, 2)
     header += struct.pack("<iii", 1, 0, 0) + np.array([1.0, 2.0], dtype="<f4").tobytes()
     assert payload == header + struct.pack("<Q", 1) + struct.pack("<Q", 5) + b"arg:x"
-    back = ndarray_file.loads(payload)
+    back = mxnet_ndarray.loads(payload)
     np.testing.assert_array_equal(back["arg:x"], [[1.0, 2.0]])
-    mixed = ndarray_file.loads(ndarray_file.dumps({"a": np.arange(3, dtype=np.int32), "b": np.ones(2)}))
+    mixed = mxnet_ndarray.loads(mxnet_ndarray.dumps({"a": np.arange(3, dtype=np.int32), "b": np.ones(2)}))
     assert mixed["a"].dtype == np.int32 and mixed["b"].dtype == np.float64
 
 

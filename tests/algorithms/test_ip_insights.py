@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from forgeml.algorithms.base import InferenceError, UnsupportedContentType
-from forgeml.algorithms.factorization_machines import ndarray_file
+from forgeml.algorithms.common import mxnet_ndarray
+from forgeml.algorithms.common.artifact import MODEL_FILE
 from forgeml.algorithms.harness import ChannelData, train_builtin
 from forgeml.algorithms.hyperparameters import HyperparameterError
-from forgeml.algorithms.ip_insights.artifact import ARTIFACT
 from forgeml.algorithms.ip_insights.encoding import (
     IP_TABLE_ROWS,
     entity_buckets,
@@ -255,8 +255,8 @@ def test_non_csv_content_type_is_refused(tmp_path: Path) -> None:
 
 
 def test_artifact_round_trip(trained: dict) -> None:
-    with zipfile.ZipFile(trained["model_dir"] / ARTIFACT) as archive:
-        params = ndarray_file.loads(archive.read("params"))
+    with zipfile.ZipFile(trained["model_dir"] / MODEL_FILE) as archive:
+        params = mxnet_ndarray.loads(archive.read("params"))
         meta = json.loads(archive.read("meta.json"))
     assert params["arg:entity_embedding_weight"].shape == (600, 16)
     assert params["arg:ip_encoder_dense0_weight"].shape == (16, 16)

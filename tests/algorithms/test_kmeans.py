@@ -14,9 +14,9 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_blobs
 
+from forgeml.algorithms.common import mxnet_ndarray
 from forgeml.algorithms.harness import ChannelData, train_builtin
 from forgeml.algorithms.hyperparameters import HyperparameterError
-from forgeml.algorithms.kmeans import ndarray_file
 from forgeml.algorithms.kmeans.webscale import StreamingCenters, nearest_centers, weighted_lloyd
 from forgeml.algorithms.registry import get_algorithm
 from forgeml.data.csv_format import write_csv
@@ -222,14 +222,14 @@ def test_artifact_is_an_mxnet_ndarray_list(tmp_path: Path, blobs) -> None:
         {"train": ChannelData(write_channel(tmp_path / "t", train, "csv"), CSV0)},
     )
     assert sorted(p.name for p in model_dir.iterdir()) == ["model_algo-1"]
-    loaded = ndarray_file.load(model_dir / "model_algo-1")
+    loaded = mxnet_ndarray.load(model_dir / "model_algo-1")
     assert isinstance(loaded, list) and loaded[0].shape == (3, 4) and loaded[0].dtype == np.float32
     # our writer produces exactly the bytes MXNet writes, and reads MXNet's file back
     expected = np.array([[1.5, -2.0, 0.25], [3.0, 4.0, -0.5]], dtype=np.float32)
-    assert ndarray_file.dumps([expected]) == bytes.fromhex(MXNET_LIST_HEX)
-    np.testing.assert_array_equal(ndarray_file.loads(bytes.fromhex(MXNET_LIST_HEX))[0], expected)
-    with pytest.raises(ndarray_file.NDArrayFormatError, match="truncated"):
-        ndarray_file.loads(bytes.fromhex(MXNET_LIST_HEX)[:-8])
+    assert mxnet_ndarray.dumps([expected]) == bytes.fromhex(MXNET_LIST_HEX)
+    np.testing.assert_array_equal(mxnet_ndarray.loads(bytes.fromhex(MXNET_LIST_HEX))[0], expected)
+    with pytest.raises(mxnet_ndarray.NDArrayFormatError, match="truncated"):
+        mxnet_ndarray.loads(bytes.fromhex(MXNET_LIST_HEX)[:-8])
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +385,7 @@ def test_ufo_course_reads_centroids_from_model_algo_1(tmp_path: Path) -> None:
     results = {}
     for init in ("random", "kmeans++"):
         model_dir, log = run(tmp_path / init, {"k": "10", "feature_dim": "2", "init_method": init}, channel)
-        (centroids,) = ndarray_file.load(model_dir / "model_algo-1")
+        (centroids,) = mxnet_ndarray.load(model_dir / "model_algo-1")
         assert centroids.shape == (10, 2) and centroids.dtype == np.float32
         assert "shrinking 100 centers into 10" in log
         results[init] = msd(geo, centroids)

@@ -15,9 +15,9 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA as SkPCA
 
 from forgeml.algorithms.base import UnsupportedContentType
+from forgeml.algorithms.common import mxnet_ndarray
 from forgeml.algorithms.harness import ChannelData, train_builtin
 from forgeml.algorithms.hyperparameters import HyperparameterError
-from forgeml.algorithms.kmeans import ndarray_file
 from forgeml.algorithms.registry import get_algorithm
 from forgeml.data.csv_format import write_csv
 from forgeml.data.recordio_protobuf import (
@@ -109,7 +109,7 @@ def test_without_subtract_mean_uses_raw_second_moments(tmp_path: Path, digits: n
     )
     model = ALGORITHM.load_model(model_dir)
     assert model.mean is None
-    assert set(ndarray_file.load(model_dir / "model_algo-1")) == {"s", "v"}
+    assert set(mxnet_ndarray.load(model_dir / "model_algo-1")) == {"s", "v"}
     _, singular, vt = np.linalg.svd(digits.astype(np.float64), full_matrices=False)
     np.testing.assert_allclose(model.s, singular[:5][::-1], rtol=1e-4)
     assert_same_components(model.v, vt[:5])
@@ -199,8 +199,8 @@ def test_artifact_is_an_mxnet_ndarray_dict() -> None:
         "v": np.array([[1, 0], [0, 1], [0.5, 0.5]], dtype=np.float32),
         "mean": np.array([[0.1, 0.2, 0.3]], dtype=np.float32),
     }
-    assert ndarray_file.dumps(arrays) == bytes.fromhex(MXNET_DICT_HEX)
-    loaded = ndarray_file.loads(bytes.fromhex(MXNET_DICT_HEX))
+    assert mxnet_ndarray.dumps(arrays) == bytes.fromhex(MXNET_DICT_HEX)
+    loaded = mxnet_ndarray.loads(bytes.fromhex(MXNET_DICT_HEX))
     assert isinstance(loaded, dict) and list(loaded) == ["s", "v", "mean"]
     for name, array in arrays.items():
         np.testing.assert_array_equal(loaded[name], array)

@@ -13,10 +13,10 @@ import pytest
 import scipy.sparse as sp
 
 from forgeml.algorithms.base import InferenceError, UnsupportedContentType
-from forgeml.algorithms.factorization_machines import ndarray_file
+from forgeml.algorithms.common import mxnet_ndarray
+from forgeml.algorithms.common.artifact import MODEL_FILE
 from forgeml.algorithms.harness import ChannelData, train_builtin
 from forgeml.algorithms.hyperparameters import HyperparameterError
-from forgeml.algorithms.random_cut_forest.artifact import ARTIFACT
 from forgeml.algorithms.random_cut_forest.forest import LEAF, Forest, build_forest
 from forgeml.algorithms.random_cut_forest.sampling import Reservoir
 from forgeml.algorithms.registry import get_algorithm
@@ -306,7 +306,7 @@ def test_validation_channel_is_not_an_rcf_channel(tmp_path: Path) -> None:
 
 
 def test_artifact_round_trip(csv_run: dict) -> None:
-    arrays = ndarray_file.load(csv_run["model_dir"] / ARTIFACT)
+    arrays = mxnet_ndarray.load(csv_run["model_dir"] / MODEL_FILE)
     assert arrays["meta"].tolist() == [4, 50, 128]
     forest = ALGO.load_model(csv_run["model_dir"])
     body, content_type = ALGO.invoke(forest, json.dumps({"instances": [{"features": r.tolist()} for r in csv_run["x_test"][:10]]}).encode(), "application/json", "application/json")

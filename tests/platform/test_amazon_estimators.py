@@ -29,7 +29,7 @@ def test_kmeans_record_set_flow_and_centroids_from_model_algo_1(session: Session
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         assert "model_algo-1" in tar.getnames()
         payload = tar.extractfile("model_algo-1").read()  # type: ignore[union-attr]
-    from forgeml.algorithms.kmeans.ndarray_file import loads
+    from forgeml.algorithms.common.mxnet_ndarray import loads
 
     arrays = loads(payload)
     centroids = np.asarray(arrays[0] if isinstance(arrays, list) else next(iter(arrays.values())))
@@ -90,3 +90,14 @@ def test_malformed_csv_record_fails_the_job_naming_file_and_record(session: Sess
     reason = learner.latest_training_job.describe()["FailureReason"]  # type: ignore[union-attr]
     assert reason.startswith("ClientError:")
     assert "train.csv" in reason and "record 3" in reason
+
+
+def test_pca_estimator_fills_in_mini_batch_size_like_the_sdk(session: Session) -> None:
+    from forgeml import PCA
+
+    data = np.random.default_rng(1).normal(size=(400, 6)).astype(np.float32)
+    pca = PCA(num_components=2, sagemaker_session=session)
+    pca.fit(pca.record_set(data), logs=False)
+    description = pca.latest_training_job.describe()  # type: ignore[union-attr]
+    assert description["TrainingJobStatus"] == "Completed"
+    assert description["HyperParameters"]["mini_batch_size"] == "400"

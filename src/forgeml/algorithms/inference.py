@@ -3,7 +3,9 @@
 SageMaker's built-in algorithms accept the same request shapes (CSV rows, JSON ``instances``,
 JSON lines, RecordIO-protobuf) and answer in the same envelopes (``{"predictions": [...]}``, one
 JSON object per line, or RecordIO records whose outputs sit under ``label``). Algorithms turn
-features into per-row output dicts; this module does the rest.
+features into per-row output dicts; this module does the rest: ``decode_request`` checks a request
+against the content types the algorithm declares and parses it, ``encode_response`` writes the
+answer.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import scipy.sparse as sp
 
-from forgeml.algorithms.base import InferenceError, UnsupportedContentType
+from forgeml.algorithms.base import BuiltinAlgorithm, InferenceError, UnsupportedContentType
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -50,6 +52,30 @@ def negotiate_accept(accept: str | None, supported: Sequence[str], default: str)
         if mime in supported:
             return mime
     raise UnsupportedContentType(f"Accept type '{accept}' is not supported; supported: {', '.join(supported)}")
+
+
+def wants_verbose(accept: str | None, response_type: str) -> bool:
+    """``Accept: application/json; verbose=true`` (or ``=1``) asks k-NN and IP Insights for more."""
+    for item in (accept or "").split(","):
+        mime, params = split_mime(item)
+        if mime == response_type and params.get("verbose", "").strip().lower() in ("true", "1"):
+            return True
+    return False
+
+
+def decode_request(
+    algorithm: BuiltinAlgorithm | type[BuiltinAlgorithm],
+    body: bytes,
+    content_type: str,
+    accept: str | None,
+    n_features: int | None = None,
+) -> tuple[Features, str]:
+    """The request's features and the response type, by the algorithm's declared content types.
+
+    The Accept header is checked first, so an unsupported Accept fails before the body is parsed.
+    """
+    response_type = negotiate_accept(accept, algorithm.accept_types, algorithm.default_accept)
+    return parse_request(body, content_type, algorithm.request_content_types, n_features), response_type
 
 
 def parse_request(body: bytes, content_type: str, supported: Sequence[str], n_features: int | None = None) -> Features:

@@ -83,6 +83,18 @@ class AlgorithmLogger:
         self.info("#metrics " + json.dumps(payload))
 
 
+def progress_metric_definitions() -> tuple[dict[str, str], dict[str, str]]:
+    """SageMaker's ``train:progress`` and ``train:throughput`` definitions, which every MXNet-based
+    first-party algorithm has; they match the lines ``progress`` and ``throughput`` print."""
+    return (
+        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
+        {
+            "Name": "train:throughput",
+            "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second",
+        },
+    )
+
+
 def _jsonable(values: dict[str, Any]) -> str:
     return json.dumps(values, default=str)
 

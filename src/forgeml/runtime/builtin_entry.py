@@ -7,6 +7,7 @@ trains, and on error writes ``output/failure`` (``ClientError: ...`` for the use
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -29,15 +30,17 @@ def main(argv: list[str]) -> int:
             mode = info.get("TrainingInputMode", "File")
             mode = "File" if mode == "FastFile" else mode
             channels[name] = ChannelData(layout.channel_dir(name), info.get("ContentType"), mode)
+        checkpoint = layout.read_config("checkpointconfig.json")
         train_builtin(
             algorithm_name,
             hyperparameters,
             channels,
             layout.model_dir,
             layout.output_data_dir,
-            checkpoint_dir=layout.checkpoint_dir,
+            checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint else None,
             current_host=layout.host,
             hosts=list(resources.get("hosts", [layout.host])),
+            num_gpus=int(os.environ.get("SM_NUM_GPUS", "0") or 0),
         )
     except JobError as exc:
         print(exc.failure_reason(), file=sys.stderr, flush=True)

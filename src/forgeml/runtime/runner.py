@@ -176,6 +176,8 @@ class JobRunner:
                 self.checkpoints = CheckpointSync(self.store, request["CheckpointConfig"]["S3Uri"], local)
                 self.checkpoints.restore()
                 self.checkpoints.start()
+                layout.write_config("checkpointconfig.json", {"LocalPath": str(local),
+                                                              "S3Uri": request["CheckpointConfig"]["S3Uri"]})
             env, args = training_environment(identity, layout, hyperparameters, inputs, resource_config,
                                              request.get("Environment", {}))
             if self.checkpoints is not None:

@@ -119,6 +119,11 @@ class AmazonAlgorithmEstimatorBase(Estimator):
         train = next((r for r in record_sets if isinstance(r, RecordSet) and r.channel == "train"), None)
         if train is not None and "feature_dim" in self.algorithm.hyperparameters.by_name:
             self._hyperparameters["feature_dim"] = train.feature_dim
+        batch = self.algorithm.hyperparameters.by_name.get("mini_batch_size")
+        if train is not None and batch is not None and batch.required and "mini_batch_size" not in self._hyperparameters:
+            # sagemaker's default for the algorithms that require it: at most 1000 records per host
+            per_host = train.num_records // max(1, int(self.instance_count or 1))
+            self._hyperparameters["mini_batch_size"] = min(1000, max(1, per_host))
         return super().training_request(inputs, job_name)
 
     def fit(self, records: Any = None, mini_batch_size: int | None = None, wait: bool = True,  # type: ignore[override]

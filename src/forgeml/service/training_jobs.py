@@ -44,7 +44,7 @@ class TrainingJobService:
         normalized, _program = normalize_create_request(request)
         name = normalized["TrainingJobName"]
         arn = self.platform.arn("training-job", name)
-        now = time.time()
+        now = round(time.time(), 6)  # what a datetime can hold, so filters on returned times are exact
         row = {
             "name": name,
             "arn": arn,

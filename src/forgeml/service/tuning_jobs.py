@@ -34,7 +34,7 @@ class TuningJobService:
         normalized, _definitions = normalize_tuning_request(request, self.db)
         name = normalized["HyperParameterTuningJobName"]
         arn = self.platform.arn("hyper-parameter-tuning-job", name)
-        now = time.time()
+        now = round(time.time(), 6)
         row = {"name": name, "arn": arn, "status": "InProgress", "creation_time": now, "last_modified_time": now,
                "stop_requested": False, "request": normalized, "completion_details": {}}
         executor = self.platform.executor

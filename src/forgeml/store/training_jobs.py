@@ -69,7 +69,7 @@ def transition(
     ``only_if_status`` makes the move conditional (returns False when the job is elsewhere), which
     is how the runner and the control plane avoid overwriting each other's final state.
     """
-    now = time.time()
+    now = round(time.time(), 6)
     with db.write() as conn:
         condition = training_jobs.c.name == name
         if only_if_status is not None:

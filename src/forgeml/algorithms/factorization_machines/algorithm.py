@@ -7,6 +7,7 @@ from typing import Any
 
 from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
 from forgeml.algorithms.factorization_machines import hyperparameters
+from forgeml.algorithms.logging import progress_metric_definitions
 
 RECORDIO = "application/x-recordio-protobuf"
 
@@ -45,10 +46,7 @@ def _definitions() -> tuple[dict[str, str], ...]:
                 "Regex": rf"#quality_metric: host=\S+, epoch=\S+, batch=\S+ train {metric} {tag}=(\S+)",
             }
         )
-    found.append({"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"})
-    found.append(
-        {"Name": "train:throughput", "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second"}
-    )
+    found.extend(progress_metric_definitions())
     return tuple(found)
 
 

@@ -10,18 +10,15 @@ a third-party observation (UNVERIFIED against AWS docs), so ``load`` reads only 
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from forgeml.algorithms.factorization_machines import ndarray_file
+from forgeml.algorithms.common.artifact import MODEL_FILE, load_params_zip, model_file, save_params_zip
 from forgeml.algorithms.factorization_machines.model import FMModel
 
-ARTIFACT = "model_algo-1"
 MXNET_VERSION = 10600
 
 
@@ -64,13 +61,11 @@ def _symbol_graph(classifier: bool) -> dict[str, Any]:
 
 def save(model: FMModel, model_dir: Path, training_parameters: dict[str, Any]) -> Path:
     """Write ``model_dir/model_algo-1``."""
-    params = ndarray_file.dumps(
-        {
-            "arg:w0_weight": model.w0.astype(np.float32).reshape(1),
-            "arg:w1_weight": model.w.astype(np.float32).reshape(-1, 1),
-            "arg:v": model.v.astype(np.float32),
-        }
-    )
+    params = {
+        "arg:w0_weight": model.w0.astype(np.float32).reshape(1),
+        "arg:w1_weight": model.w.astype(np.float32).reshape(-1, 1),
+        "arg:v": model.v.astype(np.float32),
+    }
     meta = {
         "training_parameters": {
             **training_parameters,
@@ -79,22 +74,13 @@ def save(model: FMModel, model_dir: Path, training_parameters: dict[str, Any]) -
             "predictor_type": model.predictor_type,
         }
     }
-    path = model_dir / ARTIFACT
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("symbol.json", json.dumps(_symbol_graph(model.is_classifier), indent=2))
-        archive.writestr("params", params)
-        archive.writestr("meta.json", json.dumps(meta))
-    return path
+    symbol = json.dumps(_symbol_graph(model.is_classifier), indent=2)
+    return save_params_zip(model_dir / MODEL_FILE, params, meta, extra={"symbol.json": symbol})
 
 
 def load(model_dir: Path) -> FMModel:
     """Read ``model_algo-1`` back into an ``FMModel``."""
-    path = model_dir / ARTIFACT
-    if not path.is_file():
-        raise FileNotFoundError(f"{ARTIFACT} not found in {model_dir}")
-    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as archive:
-        arrays = ndarray_file.loads(archive.read("params"))
-        meta = json.loads(archive.read("meta.json"))
+    arrays, meta = load_params_zip(model_file(model_dir))
     parameters = meta["training_parameters"]
     return FMModel(
         predictor_type=parameters["predictor_type"],

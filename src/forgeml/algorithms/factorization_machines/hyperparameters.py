@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forgeml.algorithms.common.hyperparameters import mxnet_internal_keys
 from forgeml.algorithms.hyperparameters import (
     Categorical,
     Float,
@@ -11,7 +12,6 @@ from forgeml.algorithms.hyperparameters import (
     HyperparameterError,
     HyperparameterSchema,
     Int,
-    Str,
 )
 
 INIT_METHODS = ("normal", "uniform", "constant")
@@ -47,13 +47,8 @@ SCHEMA = HyperparameterSchema(
         Float("clip_gradient", None, minimum=0, min_exclusive=True),
         Float("eps", None, minimum=0, min_exclusive=True),
         Float("rescale_grad", None, minimum=0, min_exclusive=True),
-        # Internal keys of the container's default configuration. They configure MXNet's
-        # distributed key-value store, GPU count and log verbosity, which mean nothing for a
-        # single-process numpy trainer, so they are accepted and have no effect.
-        Str("_kvstore", "auto"),
-        Str("_num_gpus", "auto"),
-        Str("_num_kv_servers", "auto"),
-        Str("_log_level", "info"),
+        # MXNet container keys (kvstore, GPUs, log level...): accepted without effect.
+        *mxnet_internal_keys(),
     ],
 )
 

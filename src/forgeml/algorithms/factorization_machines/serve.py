@@ -8,18 +8,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from forgeml.algorithms.base import InferenceError
+from forgeml.algorithms.factorization_machines.algorithm import FactorizationMachines
 from forgeml.algorithms.factorization_machines.model import FMModel
-from forgeml.algorithms.inference import (
-    JSON,
-    JSONLINES,
-    RECORDIO,
-    encode_response,
-    negotiate_accept,
-    parse_request,
-)
-
-REQUEST_TYPES = (JSON, JSONLINES, RECORDIO)
-ACCEPT_TYPES = (JSON, JSONLINES, RECORDIO)
+from forgeml.algorithms.inference import decode_request, encode_response
 
 
 def predictions(model: FMModel, features: np.ndarray | sp.csr_matrix) -> list[dict[str, Any]]:
@@ -31,8 +22,7 @@ def predictions(model: FMModel, features: np.ndarray | sp.csr_matrix) -> list[di
 
 
 def invoke(model: FMModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    response_type = negotiate_accept(accept, ACCEPT_TYPES, JSON)
-    features = parse_request(body, content_type, REQUEST_TYPES)
+    features, response_type = decode_request(FactorizationMachines, body, content_type, accept)
     width = features.shape[1]
     if sp.issparse(features) and width <= model.feature_dim:
         csr = sp.csr_matrix(features, dtype=np.float32)

@@ -21,11 +21,10 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from forgeml.algorithms.base import TrainingContext
+from forgeml.algorithms.common.adam import DEFAULT_EPS, Adam, AdamSlot
 from forgeml.algorithms.factorization_machines import artifact
-from forgeml.algorithms.factorization_machines.adam import DEFAULT_EPS, Adam, AdamSlot
 from forgeml.algorithms.factorization_machines.batches import LabelledBatches
 from forgeml.algorithms.factorization_machines.hyperparameters import SCHEMA
-from forgeml.algorithms.factorization_machines.log_lines import quality_metric
 from forgeml.algorithms.factorization_machines.metrics import MetricAccumulator
 from forgeml.algorithms.factorization_machines.model import (
     Features,
@@ -99,7 +98,7 @@ def _compact_columns(x: sp.csr_matrix) -> tuple[np.ndarray, sp.csr_matrix]:
 
 def evaluate(model: FMModel, batches: LabelledBatches) -> MetricAccumulator:
     accumulator = MetricAccumulator(model.is_classifier)
-    for x, y in batches.epoch():
+    for x, y in batches.pairs():
         accumulator.update(model.predict(x), y)
     return accumulator
 
@@ -116,15 +115,15 @@ def fit(hp: dict[str, Any], epoch_batches: Callable[[], Iterable[tuple[Features,
             accumulator.update(trainer.fit_batch(x, y), y)
             if batch % BATCH_METRICS_INTERVAL == 0:
                 for name, value, maximize in accumulator.values():
-                    quality_metric(log, "train", name, value, epoch=epoch, batch=batch, maximize=maximize)
+                    log.quality_metric("train", name, value, epoch=epoch, batch=batch, maximize=maximize)
         seconds = max(time.time() - epoch_start, 1e-9)
         for name, value, maximize in accumulator.values():
-            quality_metric(log, "train", name, value, epoch=epoch, maximize=maximize)
+            log.quality_metric("train", name, value, epoch=epoch, maximize=maximize)
         log.metrics({"update.time": seconds * 1000.0, "Total Records Seen": float(accumulator.rows)}, epoch=epoch, model=0)
         log.progress(100.0 * (epoch + 1) / epochs)
         log.throughput(accumulator.rows / seconds)
     for name, value, maximize in accumulator.values():
-        quality_metric(log, "train", name, value, maximize=maximize)
+        log.quality_metric("train", name, value, maximize=maximize)
     return trainer.model(hp["predictor_type"])
 
 
@@ -138,14 +137,14 @@ def train(ctx: TrainingContext) -> None:
     log.metrics({"initialize.time": (time.time() - start) * 1000.0}, epoch=0, model=0)
     # Batch-sized products: multi-threaded BLAS only adds synchronisation (dense input).
     with threadpool_limits(limits=1, user_api="blas"):
-        model = fit(hp, train_batches.epoch, log)
+        model = fit(hp, train_batches.pairs, log)
     test = ctx.channel("test")
     if test is None:
         log.info("Test data is not provided.")
     else:
         scores = evaluate(model, LabelledBatches(test, hp["feature_dim"], hp["mini_batch_size"], classifier))
         for name, value, maximize in scores.values():
-            quality_metric(log, "test", name, value, maximize=maximize)
+            log.quality_metric("test", name, value, maximize=maximize)
             log.score("test", name, value)
     artifact.save(model, ctx.model_dir, {"mini_batch_size": hp["mini_batch_size"], "epochs": hp["epochs"]})
     log.metrics({"totaltime": (time.time() - start) * 1000.0}, epoch=hp["epochs"] - 1, model=0)

@@ -7,6 +7,7 @@ from typing import Any
 
 from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
 from forgeml.algorithms.ip_insights import hyperparameters
+from forgeml.algorithms.logging import progress_metric_definitions
 
 CSV = "text/csv"
 
@@ -41,8 +42,7 @@ class IPInsights(BuiltinAlgorithm):
             "Name": "train:binary_classification_cross_entropy:epoch",
             "Regex": r"#quality_metric: host=\S+, epoch=\S+, train binary_classification_cross_entropy <loss>=(\S+)",
         },
-        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
-        {"Name": "train:throughput", "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second"},
+        *progress_metric_definitions(),
     )
     request_content_types = (CSV, "application/json", "application/jsonlines")
     accept_types = ("application/json", "application/jsonlines")

@@ -10,18 +10,15 @@ prefix layout the embeddings were trained with.
 
 from __future__ import annotations
 
-import io
-import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from forgeml.algorithms.factorization_machines import ndarray_file
+from forgeml.algorithms.common.artifact import MODEL_FILE, load_params_zip, model_file, save_params_zip
 from forgeml.algorithms.ip_insights import encoding
 from forgeml.algorithms.ip_insights.model import IPInsightsModel
 
-ARTIFACT = "model_algo-1"
 ENTITY_HASH = "blake2b-64(utf-8 entity) mod num_entity_vectors"
 
 
@@ -43,20 +40,11 @@ def save(model: IPInsightsModel, model_dir: Path) -> Path:
             "slash24_buckets": encoding.SLASH24_BUCKETS,
         },
     }
-    path = model_dir / ARTIFACT
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("params", ndarray_file.dumps(arrays))
-        archive.writestr("meta.json", json.dumps(meta))
-    return path
+    return save_params_zip(model_dir / MODEL_FILE, arrays, meta, compression=zipfile.ZIP_STORED)
 
 
 def load(model_dir: Path) -> IPInsightsModel:
-    path = model_dir / ARTIFACT
-    if not path.is_file():
-        raise FileNotFoundError(f"{ARTIFACT} not found in {model_dir}")
-    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as archive:
-        arrays = ndarray_file.loads(archive.read("params"))
-        meta = json.loads(archive.read("meta.json"))
+    arrays, meta = load_params_zip(model_file(model_dir))
     layers = int(meta["training_parameters"]["num_ip_encoder_layers"])
     return IPInsightsModel(
         entity_table=arrays["arg:entity_embedding_weight"].astype(np.float32),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from forgeml.algorithms.hyperparameters import Float, HyperparameterError, HyperparameterSchema, Int, Str
+from forgeml.algorithms.common.hyperparameters import mxnet_internal_keys
+from forgeml.algorithms.hyperparameters import Float, HyperparameterError, HyperparameterSchema, Int
 
 # SageMaker's documented model size limit; the entity table dominates it.
 MODEL_BYTES_LIMIT = 8 * 1024**3
@@ -22,12 +23,8 @@ SCHEMA = HyperparameterSchema(
         Int("random_negative_sampling_rate", 1, minimum=0, maximum=500),
         Int("shuffled_negative_sampling_rate", 1, minimum=0, maximum=500),
         Float("weight_decay", 0.00001, minimum=0.0, maximum=10.0),
-        # MXNet key-value store, GPU count and log verbosity of the container: meaningless for a
-        # single-process numpy trainer, accepted without effect.
-        Str("_kvstore", "auto"),
-        Str("_num_gpus", "auto"),
-        Str("_num_kv_servers", "auto"),
-        Str("_log_level", "info"),
+        # MXNet container keys (kvstore, GPUs, log level...): accepted without effect.
+        *mxnet_internal_keys(),
     ],
 )
 

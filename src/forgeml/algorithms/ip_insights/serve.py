@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from forgeml.algorithms.base import InferenceError, UnsupportedContentType
-from forgeml.algorithms.inference import JSON, JSONLINES, encode_response, negotiate_accept, split_mime
+from forgeml.algorithms.inference import (
+    JSON,
+    JSONLINES,
+    encode_response,
+    negotiate_accept,
+    split_mime,
+    wants_verbose,
+)
 from forgeml.algorithms.ip_insights.encoding import entity_buckets, parse_ipv4
 from forgeml.algorithms.ip_insights.model import IPInsightsModel
 
@@ -64,14 +71,6 @@ def parse_pairs(body: bytes, content_type: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _verbose(accept: str | None, chosen: str) -> bool:
-    for item in (accept or "").split(","):
-        mime, params = split_mime(item)
-        if mime == chosen:
-            return params.get("verbose", "").strip().lower() in ("true", "1")
-    return False
-
-
 def invoke(model: IPInsightsModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
     response_type = negotiate_accept(accept, ACCEPT_TYPES, JSON)
     pairs = parse_pairs(body, content_type)
@@ -83,7 +82,7 @@ def invoke(model: IPInsightsModel, body: bytes, content_type: str, accept: str) 
     ip_vectors = model.ip_embedding(ips)
     entity_vectors = model.entity_table[rows]
     dots = np.einsum("ij,ij->i", entity_vectors, ip_vectors)
-    if _verbose(accept, response_type):
+    if wants_verbose(accept, response_type):
         predictions = [
             {"dot_product": float(d), "entity_embedding": e.tolist(), "ip_embedding": i.tolist()}
             for d, e, i in zip(dots, entity_vectors.astype(np.float64), ip_vectors.astype(np.float64), strict=True)

@@ -24,8 +24,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from forgeml.algorithms.base import TrainingContext
-from forgeml.algorithms.factorization_machines.adam import Adam, AdamSlot
-from forgeml.algorithms.factorization_machines.log_lines import quality_metric
+from forgeml.algorithms.common.adam import Adam, AdamSlot
 from forgeml.algorithms.ip_insights import artifact
 from forgeml.algorithms.ip_insights.data import read_pairs
 from forgeml.algorithms.ip_insights.encoding import entity_buckets, random_ipv4
@@ -219,13 +218,13 @@ def fit(
                 shown = "\t".join(f"{name}={value!r}" for name, value, _ in running.values())
                 log.info(f"Epoch[{epoch}] Batch [{batch + 1}]\tSpeed: {speed:.2f} samples/sec\t{shown}")
                 for name, value, maximize in running.values():
-                    quality_metric(log, "train", name, value, epoch=epoch, batch=batch + 1, maximize=maximize)
+                    log.quality_metric("train", name, value, epoch=epoch, batch=batch + 1, maximize=maximize)
         seconds = max(time.time() - epoch_start, 1e-9)
         for name, value, maximize in running.values():
-            quality_metric(log, "train", name, value, epoch=epoch, maximize=maximize)
+            log.quality_metric("train", name, value, epoch=epoch, maximize=maximize)
         if validation is not None:
             last_auc = validation.auc(model)
-            quality_metric(log, "validation", "discriminator_auc", last_auc, epoch=epoch, maximize=True)
+            log.quality_metric("validation", "discriminator_auc", last_auc, epoch=epoch, maximize=True)
         log.metrics({"update.time": seconds * 1000.0, "Total Records Seen": float(count)}, epoch=epoch)
         log.progress(100.0 * (epoch + 1) / epochs)
         log.throughput(count / seconds)

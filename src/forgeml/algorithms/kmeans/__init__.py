@@ -11,6 +11,7 @@ from typing import Any
 
 from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
 from forgeml.algorithms.kmeans.hyperparameters import SCHEMA, check
+from forgeml.algorithms.logging import progress_metric_definitions
 
 _TRAINING_TYPES = ("text/csv", "application/x-recordio-protobuf")
 
@@ -29,11 +30,7 @@ class KMeans(BuiltinAlgorithm):
         {"Name": "test:msd", "Regex": r"#quality_metric: host=\S+, test msd <loss>=(\S+)"},
         {"Name": "test:ssd", "Regex": r"#quality_metric: host=\S+, test ssd <loss>=(\S+)"},
         {"Name": "train:msd", "Regex": r"#quality_metric: host=\S+, train msd <loss>=(\S+)"},
-        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
-        {
-            "Name": "train:throughput",
-            "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second",
-        },
+        *progress_metric_definitions(),
     )
     request_content_types = (
         "text/csv",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forgeml.algorithms.common.hyperparameters import mxnet_internal_keys
 from forgeml.algorithms.hyperparameters import (
     AUTO,
     Bool,
@@ -13,7 +14,6 @@ from forgeml.algorithms.hyperparameters import (
     HyperparameterError,
     HyperparameterSchema,
     Int,
-    Str,
 )
 
 EVAL_METRICS = ("msd", "ssd")
@@ -42,15 +42,11 @@ SCHEMA = HyperparameterSchema(
         # The SDK always sends force_dense=True. Honoured: true densifies sparse mini-batches,
         # false keeps them sparse (same centres, different arithmetic).
         Bool("force_dense", True),
-        # Internal keys of the container's default configuration. They steer MXNet's kvstore,
-        # GPUs and profiler, none of which exist here, so they are accepted and have no effect.
-        Str("_kvstore", "auto"),
-        Str("_num_gpus", "auto"),
-        Str("_num_kv_servers", "1"),
-        Str("_num_slices", "1"),
-        Str("_disable_wait_to_read", "false"),
-        Str("_enable_profiler", "false"),
-        Str("_log_level", "info"),
+        # MXNet container keys (kvstore, GPUs, log level...): accepted without effect.
+        *mxnet_internal_keys(
+            num_kv_servers="1",
+            extra={"_num_slices": "1", "_disable_wait_to_read": "false", "_enable_profiler": "false"},
+        ),
     ],
 )
 

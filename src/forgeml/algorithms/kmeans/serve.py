@@ -7,22 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from forgeml.algorithms.inference import (
-    CSV,
-    JSON,
-    JSONLINES,
-    RECORDIO,
-    encode_response,
-    negotiate_accept,
-    parse_request,
-)
-from forgeml.algorithms.kmeans import ndarray_file
-from forgeml.algorithms.kmeans.train import MODEL_FILE
+from forgeml.algorithms.common.artifact import MODEL_FILE, load_ndarray_model
+from forgeml.algorithms.inference import decode_request, encode_response
+from forgeml.algorithms.kmeans import KMeans
 from forgeml.algorithms.kmeans.webscale import nearest_centers
 from forgeml.errors import ClientError
-
-REQUEST_TYPES = (CSV, JSON, JSONLINES, RECORDIO)
-ACCEPT_TYPES = (JSON, JSONLINES, CSV, RECORDIO)
 
 
 @dataclass
@@ -42,13 +31,7 @@ class KMeansModel:
 
 
 def load_model(model_dir: Path) -> KMeansModel:
-    path = Path(model_dir) / MODEL_FILE
-    if not path.is_file():
-        raise ClientError(f"the K-Means model artifact has no {MODEL_FILE}")
-    try:
-        arrays = ndarray_file.load(path)
-    except ndarray_file.NDArrayFormatError as exc:
-        raise ClientError(f"{MODEL_FILE} is not a K-Means model: {exc}") from exc
+    arrays = load_ndarray_model(model_dir, "K-Means")
     values = list(arrays.values()) if isinstance(arrays, dict) else arrays
     if len(values) != 1 or values[0].ndim != 2:
         raise ClientError(f"{MODEL_FILE} must hold one (k, feature_dim) array of centroids")
@@ -56,8 +39,7 @@ def load_model(model_dir: Path) -> KMeansModel:
 
 
 def invoke(model: KMeansModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    response_type = negotiate_accept(accept, ACCEPT_TYPES, JSON)
-    features = parse_request(body, content_type, REQUEST_TYPES, n_features=model.feature_dim)
+    features, response_type = decode_request(KMeans, body, content_type, accept, n_features=model.feature_dim)
     labels, distances = model.predict(features)
     # Cluster ids are floats in every response format (reference §5.4). Whether SageMaker's
     # distance_to_cluster is squared is UNVERIFIED; "distance" reads as the Euclidean distance.

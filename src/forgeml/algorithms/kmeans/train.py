@@ -8,19 +8,18 @@ from typing import Any
 import numpy as np
 
 from forgeml.algorithms.base import TrainingContext
-from forgeml.algorithms.kmeans import ndarray_file
-from forgeml.algorithms.kmeans.channel_batches import EpochBatches
+from forgeml.algorithms.common import mxnet_ndarray
+from forgeml.algorithms.common.artifact import MODEL_FILE
+from forgeml.algorithms.common.batches import EpochBatches
 from forgeml.algorithms.kmeans.hyperparameters import (
     SCHEMA,
     resolved_extra_center_factor,
     resolved_num_trials,
 )
-from forgeml.algorithms.kmeans.metric_lines import quality_metric
 from forgeml.algorithms.kmeans.webscale import LloydResult, StreamingCenters, nearest_centers, reduce_centers
 from forgeml.algorithms.logging import AlgorithmLogger
 from forgeml.errors import ClientError
 
-MODEL_FILE = "model_algo-1"
 # SageMaker exposes no seed for K-Means; a fixed one makes a job reproducible.
 SEED = 0
 
@@ -59,7 +58,7 @@ def train(ctx: TrainingContext) -> None:
         # SageMaker's train:msd regex ('host=\S+, train msd') leaves no room for an epoch field, so
         # the per-epoch value (mean squared distance of the epoch's points to their centre at the
         # moment they were assigned) is printed without one.
-        quality_metric(log, "train", "msd", squared / records)
+        log.quality_metric("train", "msd", squared / records)
         log.metrics(
             {
                 "Total Records Seen": total_records,
@@ -75,7 +74,7 @@ def train(ctx: TrainingContext) -> None:
     assert state is not None  # EpochBatches raises ClientError on an empty channel
 
     centroids = _shrink(state, k, hp, rng, log)
-    ndarray_file.save(ctx.model_dir / MODEL_FILE, [centroids.astype(np.float32)])
+    mxnet_ndarray.save(ctx.model_dir / MODEL_FILE, [centroids.astype(np.float32)])
     log.metrics({"totaltime": (time.perf_counter() - started) * 1000.0, "model.bytes": centroids.size * 4})
 
     test = ctx.channels.get("test")
@@ -153,4 +152,4 @@ def _score_test(
         records += batch.n_rows
     values = {"msd": ssd / records, "ssd": ssd}
     for metric in hp["eval_metrics"]:
-        quality_metric(log, "test", metric, values[metric])
+        log.quality_metric("test", metric, values[metric])

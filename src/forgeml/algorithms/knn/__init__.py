@@ -11,6 +11,7 @@ from typing import Any
 
 from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
 from forgeml.algorithms.knn.hyperparameters import SCHEMA, check
+from forgeml.algorithms.logging import progress_metric_definitions
 
 _TRAINING_TYPES = ("text/csv", "application/x-recordio-protobuf")
 
@@ -28,11 +29,7 @@ class KNN(BuiltinAlgorithm):
     metric_definitions = (
         {"Name": "test:accuracy", "Regex": r"#quality_metric: host=\S+, test accuracy <score>=(\S+)"},
         {"Name": "test:mse", "Regex": r"#quality_metric: host=\S+, test mse <loss>=(\S+)"},
-        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
-        {
-            "Name": "train:throughput",
-            "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second",
-        },
+        *progress_metric_definitions(),
     )
     request_content_types = (
         "text/csv",

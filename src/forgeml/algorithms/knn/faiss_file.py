@@ -26,6 +26,7 @@ import struct
 
 import numpy as np
 
+from forgeml.algorithms.common.binary import ByteReader
 from forgeml.algorithms.knn.index import IP, L2, PQ_CENTROIDS, FlatIndex, IVFIndex, ProductQuantizer
 
 _METRIC_CODE = {IP: 0, L2: 1}
@@ -96,14 +97,14 @@ def _inverted_lists(index: IVFIndex, codes: np.ndarray, code_size: int) -> bytes
 
 
 def loads(data: bytes) -> FlatIndex | IVFIndex:
-    reader = _Reader(data)
+    reader = ByteReader(data, FaissFormatError, "FAISS index")
     index = _read_index(reader)
     if reader.offset != len(data):
         raise FaissFormatError(f"{len(data) - reader.offset} unexpected trailing bytes after the index")
     return index
 
 
-def _read_index(reader: _Reader) -> FlatIndex | IVFIndex:
+def _read_index(reader: ByteReader) -> FlatIndex | IVFIndex:
     tag = reader.take(4)
     if tag in (b"IxF2", b"IxFI"):
         dim, ntotal, metric = _read_header(reader)
@@ -143,14 +144,14 @@ def _read_index(reader: _Reader) -> FlatIndex | IVFIndex:
     )
 
 
-def _read_header(reader: _Reader) -> tuple[int, int, str]:
+def _read_header(reader: ByteReader) -> tuple[int, int, str]:
     dim, ntotal, _, _, _trained, metric = reader.unpack("<iqqq?i")
     if metric not in _METRIC_NAME:
         raise FaissFormatError(f"unsupported FAISS metric type {metric}")
     return int(dim), int(ntotal), _METRIC_NAME[metric]
 
 
-def _read_lists(reader: _Reader, nlist: int, code_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _read_lists(reader: ByteReader, nlist: int, code_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if reader.take(4) != b"ilar":
         raise FaissFormatError("expected array inverted lists ('ilar')")
     stored_nlist, stored_code_size = reader.unpack("<QQ")
@@ -175,24 +176,3 @@ def _read_lists(reader: _Reader, nlist: int, code_size: int) -> tuple[np.ndarray
             codes[lo:hi] = reader.array("u1", (hi - lo) * code_size).reshape(hi - lo, code_size)
             ids[lo:hi] = reader.array("<i8", hi - lo)
     return offsets, ids, codes
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = memoryview(data)
-        self.offset = 0
-
-    def take(self, size: int) -> bytes:
-        end = self.offset + size
-        if end > len(self.data):
-            raise FaissFormatError(f"truncated FAISS index: needed {size} bytes at offset {self.offset}")
-        chunk = bytes(self.data[self.offset : end])
-        self.offset = end
-        return chunk
-
-    def unpack(self, fmt: str) -> tuple:
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
-
-    def array(self, dtype: str, count: int) -> np.ndarray:
-        kind = np.dtype(dtype)
-        return np.frombuffer(self.take(count * kind.itemsize), dtype=kind).astype(kind.newbyteorder("="))

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from forgeml.algorithms.common.artifact import MODEL_FILE
 from forgeml.algorithms.knn import faiss_file
 from forgeml.algorithms.knn.index import FlatIndex, IVFIndex
 from forgeml.algorithms.knn.reduction import Reducer
 from forgeml.errors import ClientError
 
-MODEL_FILE = "model_algo-1"
 LABELS_FILE = MODEL_FILE + ".labels"
 METADATA_FILE = MODEL_FILE + ".json"
 # bound on the (rows × k × k) label-comparison block used for voting

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 
 from forgeml.algorithms.base import TrainingContext
+from forgeml.algorithms.common.batches import EpochBatches
 from forgeml.algorithms.hyperparameters import AUTO
-from forgeml.algorithms.kmeans.channel_batches import EpochBatches
-from forgeml.algorithms.kmeans.metric_lines import quality_metric
 from forgeml.algorithms.knn.hyperparameters import PQ_M_VALUES, SCHEMA
 from forgeml.algorithms.knn.index import IP, L2, PQ_CENTROIDS, FlatIndex, IVFIndex
 from forgeml.algorithms.knn.model import KNNModel, Preprocess
@@ -138,5 +137,5 @@ def _score_test(source: EpochBatches, model: KNNModel, log: AlgorithmLogger) -> 
         else:
             total += float(np.sum((predictions.astype(np.float64) - batch.labels) ** 2))
         records += batch.n_rows
-        quality_metric(log, "test", metric, total / records, maximize=classifier)
+        log.quality_metric("test", metric, total / records, maximize=classifier)
     log.score("test", metric, total / records)

@@ -1,14 +1,15 @@
 """The channels as Linear Learner reads them: checked batches, in memory or streamed.
 
 File mode reads a channel once into memory and serves shuffled mini-batches from it. Pipe mode
-streams every pass from the next epoch's FIFO; the first pass also fills the scaler sample, which
-is trained on as part of epoch 0, so memory holds the sample plus one batch. Every batch is checked
-against the job's settings, and problems become ClientErrors that say what to fix.
+streams every pass from the next epoch's FIFO (``ChannelInput`` waits for it to appear); the first
+pass also fills the scaler sample, which is trained on as part of epoch 0, so memory holds the
+sample plus one batch. Every batch is checked against the job's settings (the feature and label
+checks shared with the other algorithms are ``common.batches``), and problems become ClientErrors
+that say what to fix.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -17,13 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from forgeml.algorithms.base import ChannelInput
+from forgeml.algorithms.common.batches import conform_features, one_label_per_record
 from forgeml.algorithms.linear_learner.hyperparameters import BINARY, MULTICLASS
 from forgeml.data.dataset import RecordBatch
 from forgeml.errors import ClientError
 
 Features: TypeAlias = np.ndarray | sp.csr_matrix
-
-PIPE_WAIT_SECONDS = 60.0
 
 
 @dataclass
@@ -81,43 +81,19 @@ class BatchChecker:
         if self.feature_dim is None:
             self.feature_dim = width
         expected = self.feature_dim
-        sparse = sp.issparse(features)
-        if width != expected and not (sparse and width < expected):
-            if self.declared:
-                raise ClientError(f"feature_dim={expected} but the {channel} channel has {width} features")
+        if not self.declared and width != expected and not (sp.issparse(features) and width < expected):
             raise ClientError(
                 f"the {channel} channel has {width} features but earlier records have {expected}; "
                 "every record needs the same number of features (set feature_dim to check it up front)"
             )
-        if sparse:
-            matrix = sp.csr_matrix(features, dtype=np.float32)
-            if width < expected:
-                matrix = sp.csr_matrix(
-                    (matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], expected)
-                )
-            if not np.all(np.isfinite(matrix.data)):
-                raise ClientError(f"the {channel} channel has NaN or infinite feature values")
-            return matrix
-        dense = np.ascontiguousarray(features, dtype=np.float32)
-        if not np.isfinite(dense).all():
-            raise ClientError(f"the {channel} channel has NaN or infinite feature values")
-        return dense
+        return conform_features(features, expected, channel)
 
     def _labels(self, labels: np.ndarray | None, channel: str) -> np.ndarray:
-        if labels is None:
-            raise ClientError(
-                f"the {channel} channel has no labels: Linear Learner needs one label per record "
-                "(CSV: the first column; RecordIO-protobuf: label['values'])"
-            )
-        values = np.asarray(labels, dtype=np.float32)
-        if values.ndim == 2 and values.shape[1] == 1:
-            values = values[:, 0]
-        if values.ndim != 1:
-            raise ClientError(
-                f"the {channel} channel has {values.shape[1]} label values per record; Linear Learner takes one"
-            )
-        if not np.isfinite(values).all():
-            raise ClientError(f"the {channel} channel has NaN or infinite labels")
+        missing = (
+            f"the {channel} channel has no labels: Linear Learner needs one label per record "
+            "(CSV: the first column; RecordIO-protobuf: label['values'])"
+        )
+        values = one_label_per_record(labels, channel, missing)
         if self.predictor_type == BINARY:
             bad = values[(values != 0) & (values != 1)]
             if bad.size:
@@ -133,34 +109,6 @@ class BatchChecker:
                     f"from 0 to {classes - 1}"
                 )
         return values
-
-
-class PipePasses:
-    """Opens a Pipe-mode channel's passes in order, waiting for each epoch's FIFO to appear.
-
-    The feeder creates ``<channel>_<n>`` only after pass ``n - 1`` was written out, so a reader
-    that finishes a pass quickly can get ahead of it; SageMaker's algorithms wait, and so does this.
-    """
-
-    def __init__(self, channel: ChannelInput, timeout: float = PIPE_WAIT_SECONDS) -> None:
-        self.channel = channel
-        self.timeout = timeout
-        self.opened = 0
-
-    def next_pass(self, batch_size: int) -> Iterator[RecordBatch]:
-        fifo = self.channel.path.parent / f"{self.channel.name}_{self.opened}"
-        deadline = time.monotonic() + self.timeout
-        pause = 0.001
-        while not fifo.exists():
-            if time.monotonic() > deadline:
-                raise ClientError(
-                    f"Pipe mode: {fifo} did not appear within {self.timeout:g} s (pass {self.opened + 1} "
-                    f"of the {self.channel.name} channel)"
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-        self.opened += 1
-        return self.channel.iter_batches(batch_size)
 
 
 class TrainData:
@@ -182,7 +130,6 @@ class TrainData:
         self.in_memory: Batch | None = None
         self._pending: Iterator[RecordBatch] | None = None
         self._buffered: list[Batch] = []
-        self._passes = PipePasses(channel)
         if channel.input_mode == "Pipe":
             self.sample = self._fill_sample(sample_size)
         else:
@@ -201,7 +148,7 @@ class TrainData:
         return sp.issparse(self.sample.features)
 
     def _fill_sample(self, sample_size: int) -> Batch:
-        stream = self._passes.next_pass(self.batch_size)
+        stream = self.channel.iter_batches(self.batch_size)
         rows = 0
         for raw in stream:
             if raw.n_rows == 0:
@@ -230,7 +177,7 @@ class TrainData:
             self._buffered, self._pending = [], None
             yield from buffered
         else:
-            stream = self._passes.next_pass(self.batch_size)
+            stream = self.channel.iter_batches(self.batch_size)
         for raw in stream:
             if raw.n_rows:
                 yield self.checker(raw, self.channel.name)
@@ -244,7 +191,6 @@ class EvalData:
         self.checker = checker
         self.chunk_rows = chunk_rows
         self.in_memory: Batch | None = None
-        self._passes = PipePasses(channel)
         if channel.input_mode != "Pipe":
             whole = channel.read()
             if whole.n_rows == 0:
@@ -259,7 +205,7 @@ class EvalData:
                 yield data.rows_between(start, start + self.chunk_rows)
             return
         seen = 0
-        for raw in self._passes.next_pass(self.chunk_rows):
+        for raw in self.channel.iter_batches(self.chunk_rows):
             if raw.n_rows:
                 seen += raw.n_rows
                 yield self.checker(raw, self.channel.name)

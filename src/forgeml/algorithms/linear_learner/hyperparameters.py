@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forgeml.algorithms.common.hyperparameters import mxnet_internal_keys
 from forgeml.algorithms.hyperparameters import (
     AUTO,
     Bool,
@@ -18,7 +19,6 @@ from forgeml.algorithms.hyperparameters import (
     HyperparameterError,
     HyperparameterSchema,
     Int,
-    Str,
 )
 
 BINARY = "binary_classifier"
@@ -127,14 +127,8 @@ SCHEMA = HyperparameterSchema(
         Float("bias_lr_mult", AUTO, minimum=0, min_exclusive=True, allow_auto=True),
         Float("bias_wd_mult", AUTO, minimum=0, allow_auto=True),
         Float("momentum", AUTO, minimum=0, maximum=1, max_exclusive=True, allow_auto=True),
-        # Container-internal keys from the default dump (§1.1). They steer MXNet's distributed
-        # kvstore, GPU count, profiler and log level: a single-process numpy trainer has none of
-        # those, so they are accepted (jobs copied from SageMaker keep working) and have no effect.
-        Str("_kvstore", AUTO),
-        Str("_num_kv_servers", AUTO),
-        Str("_num_gpus", AUTO),
-        Str("_log_level", "info"),
-        Str("_enable_profiler", "false"),
+        # Container-internal keys from the default dump (§1.1), accepted without effect.
+        *mxnet_internal_keys(extra={"_enable_profiler": "false"}),
     ],
 )
 

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from forgeml.algorithms.logging import progress_metric_definitions
+
 Report = list[tuple[str, float, bool]]
 
 
@@ -42,8 +44,7 @@ def _split_definitions(split: str) -> list[dict[str, str]]:
 
 
 METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
-    _definition("train:progress", r"#progress_metric: host=\S+, completed (\S+) %"),
-    _definition("train:throughput", r"#throughput_metric: host=\S+, train throughput=(\S+) records/second"),
+    *progress_metric_definitions(),
     _definition(
         "train:objective_loss", r"#quality_metric: host=\S+, epoch=\S+, train \S+_objective <loss>=(\S+)"
     ),

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from forgeml.algorithms.common.artifact import MODEL_FILE, read_zip, write_zip
 from forgeml.algorithms.linear_learner.hyperparameters import BINARY, MULTICLASS
 from forgeml.algorithms.linear_learner.losses import sigmoid, softmax
 from forgeml.errors import ClientError
 
-ARTIFACT = "model_algo-1"
 FORMAT = "forgeml-linear-learner"
 VERSION = 1
 _ARRAYS = ("weight", "bias", "feature_mean", "feature_stdev")
@@ -91,7 +91,7 @@ class LinearModel:
 
     # -- archive ---------------------------------------------------------------------------------
     def save(self, model_dir: Path) -> Path:
-        path = Path(model_dir) / ARTIFACT
+        path = Path(model_dir) / MODEL_FILE
         manifest = {
             "format": FORMAT,
             "version": VERSION,
@@ -108,28 +108,28 @@ class LinearModel:
             "label_stdev": self.label_stdev,
             "hyperparameters": self.hyperparameters,
         }
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("manifest.json", json.dumps(manifest, indent=2))
-            archive.writestr("additional-params.json", json.dumps(additional, indent=2))
-            for name in _ARRAYS:
-                buffer = io.BytesIO()
-                np.save(buffer, np.asarray(getattr(self, name), dtype=np.float32), allow_pickle=False)
-                archive.writestr(f"params/{name}.npy", buffer.getvalue())
-        return path
+        members: dict[str, bytes | str] = {
+            "manifest.json": json.dumps(manifest, indent=2),
+            "additional-params.json": json.dumps(additional, indent=2),
+        }
+        for name in _ARRAYS:
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(getattr(self, name), dtype=np.float32), allow_pickle=False)
+            members[f"params/{name}.npy"] = buffer.getvalue()
+        return write_zip(path, members)
 
     @classmethod
     def load(cls, model_dir: Path) -> LinearModel:
-        path = Path(model_dir) / ARTIFACT
+        path = Path(model_dir) / MODEL_FILE
         if not path.is_file():
-            raise ClientError(f"{ARTIFACT} not found in {model_dir}: not a Linear Learner model artifact")
+            raise ClientError(f"{MODEL_FILE} not found in {model_dir}: not a Linear Learner model artifact")
         try:
-            with zipfile.ZipFile(path) as archive:
-                manifest = json.loads(archive.read("manifest.json"))
-                additional = json.loads(archive.read("additional-params.json"))
-                arrays = {
-                    name: np.load(io.BytesIO(archive.read(manifest["params"][name])), allow_pickle=False)
-                    for name in _ARRAYS
-                }
+            members = read_zip(path)
+            manifest = json.loads(members["manifest.json"])
+            additional = json.loads(members["additional-params.json"])
+            arrays = {
+                name: np.load(io.BytesIO(members[manifest["params"][name]]), allow_pickle=False) for name in _ARRAYS
+            }
         except (zipfile.BadZipFile, KeyError, ValueError) as exc:
             raise ClientError(f"{path} is not a readable Linear Learner model archive: {exc}") from exc
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:

@@ -7,15 +7,14 @@ the class probabilities, then the label); UNVERIFIED against the container.
 
 from __future__ import annotations
 
-from forgeml.algorithms.inference import encode_response, negotiate_accept, parse_request
+from forgeml.algorithms.inference import decode_request, encode_response
 from forgeml.algorithms.linear_learner.algorithm import LinearLearner
 from forgeml.algorithms.linear_learner.model import LinearModel
 
 
 def invoke(model: LinearModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
     """Predict every record in the body and encode the answers in the negotiated type."""
-    response_type = negotiate_accept(accept, LinearLearner.accept_types, LinearLearner.default_accept)
-    features = parse_request(
-        body, content_type, LinearLearner.request_content_types, n_features=model.feature_dim
+    features, response_type = decode_request(
+        LinearLearner, body, content_type, accept, n_features=model.feature_dim
     )
     return encode_response(model.predict_rows(features), response_type)

@@ -40,7 +40,6 @@ from forgeml.algorithms.linear_learner.model import LinearModel
 from forgeml.algorithms.linear_learner.optimizers import Optimizer
 from forgeml.algorithms.linear_learner.scaler import Scaler, fit_scaler, switches
 from forgeml.algorithms.linear_learner.stacked import StackedLinear
-from forgeml.algorithms.logging import AlgorithmLogger
 from forgeml.errors import ClientError
 
 SEED = 1729
@@ -56,25 +55,6 @@ AUTO_BETA_2 = 0.999
 AUTO_MOMENTUM = 0.0
 AUTO_BIAS_LR_MULT = 10.0
 AUTO_BIAS_WD_MULT = 0.0
-
-
-def quality_metric(
-    log: AlgorithmLogger,
-    split: str,
-    metric: str,
-    value: float,
-    *,
-    epoch: int | None = None,
-    maximize: bool = False,
-) -> None:
-    """``#quality_metric: host=algo-1, epoch=3, validation <metric> <loss>=v`` (SageMaker's shape).
-
-    Written here rather than through ``AlgorithmLogger.quality_metric``, which leaves out the comma
-    before the channel, so SageMaker's regexes (``host=\\S+, epoch=\\S+, train ...``) would not match.
-    """
-    where = f"host={log.host}" + (f", epoch={epoch}" if epoch is not None else "")
-    tag = "<score>" if maximize else "<loss>"
-    log.info(f"#quality_metric: {where}, {split} {metric} {tag}={float(value)!r}")
 
 
 def finite_or_nan(values: np.ndarray) -> np.ndarray:
@@ -353,9 +333,9 @@ class LinearLearnerTrainer:
                     f"training diverged in epoch {epoch}: every model's {objective} overflowed; "
                     "lower learning_rate (or let it default to auto) or normalise the data"
                 )
-            quality_metric(log, "train", objective, smallest(train_loss), epoch=epoch)
+            log.quality_metric("train", objective, smallest(train_loss), epoch=epoch)
             if validation_loss is not None:
-                quality_metric(log, "validation", objective, smallest(validation_loss), epoch=epoch)
+                log.quality_metric("validation", objective, smallest(validation_loss), epoch=epoch)
             stop = self._early_stopping(epoch, tracker, train_loss, validation_loss, sampled)
             log.progress(100.0 * (epoch + 1) / epochs)
             log.throughput(seen / max(seconds, 1e-9))
@@ -450,7 +430,7 @@ class LinearLearnerTrainer:
         model.threshold = self._threshold(model)
         train_at_best = float(self.tracker.train_loss_at_best[best])
         if np.isfinite(train_at_best):
-            quality_metric(log, "train", self.loss.objective_name, train_at_best)
+            log.quality_metric("train", self.loss.objective_name, train_at_best)
         if self.validation is not None:
             self._report("validation", model, self.validation)
         positive = None
@@ -568,4 +548,4 @@ class LinearLearnerTrainer:
         for name, value, _ in report:
             self.log.score(split, name, value)
         for name, value, maximize in report:
-            quality_metric(self.log, split, name, value, maximize=maximize)
+            self.log.quality_metric(split, name, value, maximize=maximize)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.logging import progress_metric_definitions
 from forgeml.algorithms.pca.hyperparameters import SCHEMA, check
 
 _TRAINING_TYPES = ("text/csv", "application/x-recordio-protobuf")
@@ -26,11 +27,7 @@ class PCA(BuiltinAlgorithm):
     default_content_type = "application/x-recordio-protobuf"
     # SageMaker defines no objective metric for PCA: only the generic first-party definitions.
     metric_definitions = (
-        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
-        {
-            "Name": "train:throughput",
-            "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second",
-        },
+        *progress_metric_definitions(),
     )
     request_content_types = (
         "text/csv",

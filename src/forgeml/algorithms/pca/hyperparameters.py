@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from forgeml.algorithms.common.hyperparameters import mxnet_internal_keys
 from forgeml.algorithms.hyperparameters import (
     Bool,
     Categorical,
     HyperparameterError,
     HyperparameterSchema,
     Int,
-    Str,
 )
 
 SCHEMA = HyperparameterSchema(
@@ -29,11 +29,8 @@ SCHEMA = HyperparameterSchema(
         # over the data, as the container's epochs=1 says, so epochs accepts only 1.
         Bool("force_dense", True),
         Int("epochs", 1, minimum=1, maximum=1),
-        # MXNet kvstore / GPU / logging knobs: nothing here for them to steer; accepted, no effect.
-        Str("_kvstore", "dist_sync"),
-        Str("_num_kv_servers", "1"),
-        Str("_num_gpus", "auto"),
-        Str("_log_level", "info"),
+        # MXNet container keys (kvstore, GPUs, log level...): accepted without effect.
+        *mxnet_internal_keys(kvstore="dist_sync", num_kv_servers="1"),
     ],
 )
 

@@ -8,7 +8,7 @@ from typing import TypeAlias
 import numpy as np
 import scipy.sparse as sp
 
-from forgeml.algorithms.kmeans.channel_batches import squared_norms
+from forgeml.algorithms.common.linalg import squared_norms
 
 Features: TypeAlias = np.ndarray | sp.csr_matrix
 

@@ -7,15 +7,14 @@ import time
 import numpy as np
 
 from forgeml.algorithms.base import TrainingContext
-from forgeml.algorithms.kmeans import ndarray_file
-from forgeml.algorithms.kmeans.channel_batches import EpochBatches
-from forgeml.algorithms.kmeans.metric_lines import quality_metric
+from forgeml.algorithms.common import mxnet_ndarray
+from forgeml.algorithms.common.artifact import MODEL_FILE
+from forgeml.algorithms.common.batches import EpochBatches
 from forgeml.algorithms.logging import AlgorithmLogger
 from forgeml.algorithms.pca.hyperparameters import SCHEMA, sketch_rows
 from forgeml.algorithms.pca.model import PCAModel
 from forgeml.algorithms.pca.summaries import CovarianceSummary, SketchSummary
 
-MODEL_FILE = "model_algo-1"
 # SageMaker exposes no seed for the randomized sketch; a fixed one makes a job reproducible.
 SEED = 0
 
@@ -55,7 +54,7 @@ def train(ctx: TrainingContext) -> None:
         components.v.astype(np.float32),
         components.mean.astype(np.float32) if subtract_mean else None,
     )
-    ndarray_file.save(ctx.model_dir / MODEL_FILE, model.arrays())
+    mxnet_ndarray.save(ctx.model_dir / MODEL_FILE, model.arrays())
     log.metrics({"finalize.time": (time.perf_counter() - finalize_start) * 1000.0})
 
     test = ctx.channels.get("test")
@@ -75,4 +74,4 @@ def _score_test(source: EpochBatches, model: PCAModel, log: AlgorithmLogger) -> 
     for batch in source.epoch():
         total += float(model.reconstruction_errors(batch.features).sum())
         records += batch.n_rows
-    quality_metric(log, "test", "reconstruction_error", total / records)
+    log.quality_metric("test", "reconstruction_error", total / records)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.logging import progress_metric_definitions
 from forgeml.algorithms.random_cut_forest.hyperparameters import SCHEMA
 
 CSV = "text/csv"
@@ -25,9 +26,9 @@ class RandomCutForest(BuiltinAlgorithm):
         # SageMaker's regex for test:f1 is not published (UNVERIFIED); this matches the
         # #quality_metric line written for the anomalous class's F1.
         {"Name": "test:f1", "Regex": r"#quality_metric: host=\S+, test f1 <score>=(\S+)"},
-        {"Name": "train:progress", "Regex": r"#progress_metric: host=\S+, completed (\S+) %"},
-        {"Name": "train:throughput", "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second"},
+        *progress_metric_definitions(),
     )
+    # JSON Lines requests are presumably accepted like the other first-party algorithms (UNVERIFIED).
     request_content_types = ("text/csv", "application/json", "application/jsonlines", RECORDIO)
     accept_types = ("application/json", "application/jsonlines", RECORDIO)
     default_accept = "application/json"

@@ -2,8 +2,8 @@
 
 SageMaker serialises its forest into ``model_algo-1`` in an undocumented format (UNVERIFIED). Ours
 is an MXNet NDArray list file, the container family's format for arrays, so ``mx.nd.load`` (or
-``ndarray_file.load``) reads it: the flat node arrays of ``Forest`` plus ``meta`` =
-``[feature_dim, num_trees, num_samples_per_tree]``.
+``forgeml.algorithms.common.mxnet_ndarray.load``) reads it: the flat node arrays of ``Forest``
+plus ``meta`` = ``[feature_dim, num_trees, num_samples_per_tree]``.
 """
 
 from __future__ import annotations
@@ -12,26 +12,24 @@ from pathlib import Path
 
 import numpy as np
 
-from forgeml.algorithms.factorization_machines import ndarray_file
+from forgeml.algorithms.common import mxnet_ndarray
+from forgeml.algorithms.common.artifact import MODEL_FILE, model_file
 from forgeml.algorithms.random_cut_forest.forest import Forest
 
-ARTIFACT = "model_algo-1"
 _FIELDS = ("lower", "upper", "mass", "cut_dim", "cut_value", "left", "right", "roots")
 
 
 def save(forest: Forest, model_dir: Path) -> Path:
     arrays = {name: getattr(forest, name) for name in _FIELDS}
     arrays["meta"] = np.array([forest.feature_dim, forest.num_trees, forest.samples_per_tree], dtype=np.int64)
-    path = model_dir / ARTIFACT
-    ndarray_file.save(path, arrays)
+    path = model_dir / MODEL_FILE
+    mxnet_ndarray.save(path, arrays)
     return path
 
 
 def load(model_dir: Path) -> Forest:
-    path = model_dir / ARTIFACT
-    if not path.is_file():
-        raise FileNotFoundError(f"{ARTIFACT} not found in {model_dir}")
-    arrays = ndarray_file.load(path)
+    path = model_file(model_dir)
+    arrays = mxnet_ndarray.load_named(path)
     missing = [name for name in (*_FIELDS, "meta") if name not in arrays]
     if missing:
         raise ValueError(f"{path} is not a Random Cut Forest model (missing {', '.join(missing)})")

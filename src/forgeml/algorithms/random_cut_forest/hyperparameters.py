@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from forgeml.algorithms.hyperparameters import Bool, Hyperparameter, HyperparameterSchema, Int, Str
+from forgeml.algorithms.common.hyperparameters import mxnet_internal_keys
+from forgeml.algorithms.hyperparameters import Bool, Hyperparameter, HyperparameterSchema, Int
 
 EVAL_METRICS = ("accuracy", "precision_recall_fscore")
 
@@ -39,12 +40,7 @@ SCHEMA = HyperparameterSchema(
         Int("epochs", 1, minimum=1, maximum=1),
         # Sparse rows are densified for the cuts either way, so the forest does not depend on it.
         Bool("force_dense", True),
-        # MXNet key-value store, parameter-server port, GPU count and log verbosity: meaningless
-        # for a single-process numpy forest, accepted without effect.
-        Str("_kvstore", "dist_async"),
-        Str("_num_kv_servers", "auto"),
-        Str("_num_gpus", "auto"),
-        Str("_log_level", "info"),
-        Str("_ftp_port", "8999"),
+        # MXNet container keys, and the parameter server's port: accepted without effect.
+        *mxnet_internal_keys(kvstore="dist_async", extra={"_ftp_port": "8999"}),
     ],
 )

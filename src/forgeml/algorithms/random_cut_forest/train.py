@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from forgeml.algorithms.base import ChannelInput, TrainingContext
-from forgeml.algorithms.factorization_machines.log_lines import quality_metric
+from forgeml.algorithms.common.batches import conform_features
 from forgeml.algorithms.random_cut_forest import artifact
 from forgeml.algorithms.random_cut_forest.evaluation import anomaly_threshold, test_metrics
 from forgeml.algorithms.random_cut_forest.forest import Forest, build_forest
@@ -27,17 +27,11 @@ SEED = 1
 
 
 def conform(batch: RecordBatch, feature_dim: int, channel: str) -> np.ndarray | sp.csr_matrix:
-    """The batch's features, checked against ``feature_dim`` (sparse rows may be narrower)."""
-    width = batch.n_features
-    if width == feature_dim or (batch.is_sparse and width < feature_dim):
-        if batch.is_sparse:
-            csr = sp.csr_matrix(batch.features, dtype=np.float32)
-            return sp.csr_matrix((csr.data, csr.indices, csr.indptr), shape=(csr.shape[0], feature_dim))
-        return np.asarray(batch.features, dtype=np.float32)
+    """The batch's features, checked against ``feature_dim`` (sparse rows may be narrower) and finite."""
     hint = ""
-    if batch.labels is not None and width + 1 == feature_dim and channel == "train":
+    if batch.labels is not None and batch.n_features + 1 == feature_dim and channel == "train":
         hint = "; CSV training data for RCF has no label column: use content type 'text/csv;label_size=0'"
-    raise ClientError(f"feature_dim={feature_dim} but the {channel} channel has {width} features per record{hint}")
+    return conform_features(batch.features, feature_dim, channel, hint)
 
 
 def sample_channel(channel: ChannelInput, hp: dict[str, Any], rng: np.random.Generator) -> tuple[np.ndarray, int]:
@@ -45,11 +39,7 @@ def sample_channel(channel: ChannelInput, hp: dict[str, Any], rng: np.random.Gen
     reservoir = Reservoir(hp["num_trees"] * hp["num_samples_per_tree"], hp["feature_dim"], rng)
     for batch in channel.iter_batches(hp["mini_batch_size"]):
         if batch.n_rows:
-            features = conform(batch, hp["feature_dim"], channel.name)
-            values = features.data if sp.issparse(features) else features
-            if not np.isfinite(values).all():
-                raise ClientError(f"the {channel.name} channel has missing (NaN) or infinite feature values")
-            reservoir.add(features)
+            reservoir.add(conform(batch, hp["feature_dim"], channel.name))
     return reservoir.sample(), reservoir.seen
 
 
@@ -67,12 +57,10 @@ def evaluate_test(ctx: TrainingContext, forest: Forest) -> None:
     if not np.isin(labels, (0.0, 1.0)).all():
         raise ClientError("test labels must be 1 (anomaly) or 0 (normal)")
     features = as_dense(conform(batch, forest.feature_dim, "test"))
-    if not np.isfinite(features).all():
-        raise ClientError("the test channel has missing (NaN) or infinite feature values")
     scores = forest.score(features)
     ctx.log.info(f"Test data scored: {batch.n_rows} records, anomaly threshold {anomaly_threshold(scores)!r} (mean + 3 std)")
     for name, value in test_metrics(scores, labels, ctx.hyperparameters["eval_metrics"]):
-        quality_metric(ctx.log, "test", name, value, maximize=True)
+        ctx.log.quality_metric("test", name, value, maximize=True)
         ctx.log.score("test", name, value)
 
 

@@ -1,5 +1,10 @@
 """Adam with MXNet's update rule, including its lazy row-sparse update.
 
+Why it exists: Factorization Machines and IP Insights both train with MXNet's Adam (the
+containers' optimizer arguments surface as their hyperparameters), so they share one
+implementation. Linear Learner's optimizers act on a stacked matrix of parallel models with
+per-column learning rates and stay in that package.
+
 SageMaker's first-party algorithms train with MXNet optimizers, whose arguments (``rescale_grad``,
 ``clip_gradient``, ``wd``, ``epsilon``) surface as hyperparameters. MXNet's step is: scale the
 gradient by ``rescale_grad``, clip it to ``[-clip, clip]``, add ``wd * weight``, update the moments

@@ -114,3 +114,12 @@ def test_defaults_are_filled_in_as_sagemaker_echoes_them(session: Session) -> No
     while final.describe_training_job("defaults")["TrainingJobStatus"] == "InProgress" and time.time() < deadline:
         time.sleep(0.05)
     assert final.describe_training_job("defaults")["FailureReason"].startswith("ClientError: No objects found")
+
+
+def test_estimator_rejects_misspelled_arguments_and_accepts_aws_only_ones(session: Session) -> None:
+    from forgeml import Estimator
+
+    with pytest.raises(TypeError, match="hyperparameter"):
+        Estimator(image_uri="kmeans", hyperparameter={"k": 3}, sagemaker_session=session)
+    estimator = Estimator(image_uri="kmeans", subnets=["subnet-1"], use_spot_instances=True, sagemaker_session=session)
+    assert estimator.image_uri == "kmeans"

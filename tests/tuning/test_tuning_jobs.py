@@ -236,3 +236,27 @@ def test_hyperband_runs_trials_at_max_resource_and_stops_bad_ones(session: Sessi
 
     with pytest.raises(ValidationException, match="Hyperband"):
         tuner_for(estimator, strategy="Hyperband", early_stopping_type="Auto").fit(wait=False)
+
+
+def test_several_training_job_definitions_share_the_budget(session: Session, estimator: Estimator) -> None:
+    request = tuner_for(estimator, max_jobs=4).tuning_request()
+    config = request["HyperParameterTuningJobConfig"]
+    objective = config.pop("HyperParameterTuningJobObjective")
+    ranges = config.pop("ParameterRanges")
+    definition = request.pop("TrainingJobDefinition")
+    request["TrainingJobDefinitions"] = [
+        {**definition, "DefinitionName": "short", "TuningObjective": objective, "HyperParameterRanges": ranges},
+        {**definition, "DefinitionName": "long", "TuningObjective": objective, "HyperParameterRanges": ranges,
+         "StaticHyperParameters": {**definition["StaticHyperParameters"], "epochs": "5"}},
+    ]
+    session.sagemaker_client.create_hyper_parameter_tuning_job(**request)
+    name = request["HyperParameterTuningJobName"]
+    deadline = time.time() + 60
+    while session.platform.tuning_jobs.describe_hyper_parameter_tuning_job(name)["HyperParameterTuningJobStatus"] == "InProgress":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    summaries = session.platform.tuning_jobs.trial_summaries(name)
+    assert sorted(s["TrainingJobDefinitionName"] for s in summaries) == ["long", "long", "short", "short"]
+    epochs = {session.describe_training_job(s["TrainingJobName"])["HyperParameters"]["epochs"]
+              for s in summaries if s["TrainingJobDefinitionName"] == "long"}
+    assert epochs == {"5"}

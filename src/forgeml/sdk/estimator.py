@@ -21,6 +21,18 @@ from forgeml.service.names import base_name_from_image, name_from_base
 
 SCRIPT_MODE_IMAGE = "forgeml/script-mode:latest"
 
+# sagemaker Estimator arguments about AWS infrastructure (networking, encryption, spot capacity,
+# debugging services): accepted so notebooks run unchanged, and without effect on one machine.
+NO_EFFECT_HERE = frozenset({
+    "subnets", "security_group_ids", "model_uri", "model_channel_name", "encrypt_inter_container_traffic",
+    "use_spot_instances", "max_wait", "volume_kms_key", "output_kms_key", "enable_network_isolation",
+    "rules", "debugger_hook_config", "tensorboard_output_config", "enable_sagemaker_metrics",
+    "profiler_config", "disable_profiler", "max_retry_attempts", "keep_alive_period_in_seconds",
+    "instance_groups", "training_repository_access_mode", "training_repository_credentials_provider_arn",
+    "container_log_level", "py_version", "framework_version", "git_config", "image_uri_region",
+    "disable_output_compression", "enable_infra_check", "enable_remote_debug",
+})
+
 
 class TrainingJob:
     """``estimator.latest_training_job``: a handle on the job a ``fit`` started."""
@@ -68,8 +80,11 @@ class Estimator:
         container_entry_point: list[str] | None = None,
         container_arguments: list[str] | None = None,
         code_location: str | None = None,
-        **_ignored: Any,
+        **platform_only: Any,
     ) -> None:
+        unknown = sorted(set(platform_only) - NO_EFFECT_HERE)
+        if unknown:
+            raise TypeError(f"Estimator() got unexpected keyword argument(s): {', '.join(unknown)}")
         self.sagemaker_session = sagemaker_session or Session()
         self.image_uri = image_uri
         self.role = role or get_execution_role(self.sagemaker_session)

@@ -63,7 +63,8 @@ class HyperparameterTuner:
         completion_criteria_config: dict[str, Any] | None = None,
         early_stopping_type: str = "Off",
         random_seed: int | None = None,
-        **_ignored: Any,
+        estimator_name: str | None = None,
+        hyperparameters_to_keep_static: list[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.objective_metric_name = objective_metric_name

@@ -14,6 +14,7 @@ import os
 import random
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
@@ -97,11 +98,8 @@ class PipeFeeder:
         """Stop feeding: unblock a feeder waiting for a reader, remove the FIFOs."""
         self._closed.set()
         for path in self.folder.glob(f"{self.channel}_*"):
-            try:
+            with suppress(OSError):
                 # Opening the read end releases a writer blocked in open(); then remove the FIFO.
-                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-                os.close(fd)
-            except OSError:
-                pass
+                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
             path.unlink(missing_ok=True)
         self._thread.join(timeout=2)

@@ -15,8 +15,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -317,18 +317,10 @@ class JobRunner:
         self.store.put_file(archive, f"{prefix}/output.tar.gz")
 
 
-class _NoSlot:
-    def __init__(self, _stop: Callable[[], bool]) -> None:
-        pass
-
-    def __enter__(self) -> bool:
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_no_slot: SlotFactory = _NoSlot
+@contextmanager
+def _no_slot(_should_give_up: Callable[[], bool]) -> Iterator[bool]:
+    """No capacity limit: executors that schedule jobs themselves (Ray) run the job at once."""
+    yield True
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

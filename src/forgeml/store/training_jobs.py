@@ -22,7 +22,7 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 class DuplicateJob(Exception):
-    pass
+    """A training job of that name exists already."""
 
 
 def insert_job(db: Database, row: dict[str, Any], first_transition: tuple[str, str]) -> None:

@@ -17,7 +17,7 @@ TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 class DuplicateTuningJob(Exception):
-    pass
+    """A tuning job of that name exists already."""
 
 
 def insert_tuning_job(db: Database, row: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ import functools
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,11 +315,9 @@ class SearchSpace:
         for r in self.ranges:
             text = str(assignment.get(r.name, ""))
             if r.is_numeric:
-                try:
+                with suppress(ValueError):
                     value = r.parse(text)
                     text = r.format(round(value) if r.kind == INTEGER else value)
-                except ValueError:
-                    pass
             out.append(text)
         return tuple(out)
 

@@ -86,8 +86,13 @@ class JobRunner:
 
     # -- state ------------------------------------------------------------------------------------
     def _transition(self, status: str, secondary: str, message: str, **fields: Any) -> bool:
-        return repo.transition(self.db, self.name, status, secondary, message,
-                               only_if_status=repo.ACTIVE_STATUSES, **fields)
+        # A progress step never undoes a stop request (InProgress -> Stopping happens elsewhere);
+        # an ending applies to any job still active.
+        allowed = ("InProgress",) if status == "InProgress" else repo.ACTIVE_STATUSES
+        done = repo.transition(self.db, self.name, status, secondary, message, only_if_status=allowed, **fields)
+        if not done and fields:  # keep the timestamps even when the status could not move
+            repo.update_fields(self.db, self.name, **fields)
+        return done
 
     def _stop_wanted(self) -> bool:
         if not self.stop_event.is_set() and repo.stop_requested(self.db, self.name):

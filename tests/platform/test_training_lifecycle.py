@@ -286,3 +286,20 @@ def test_environment_and_tags_are_echoed_and_applied(session: Session, write_scr
     messages = [e["message"] for e in session.platform.logs.job_events("env-job")]
     assert "MODE=fast" in messages and "JOB=env-job" in messages
     assert session.describe_training_job("env-job")["Environment"] == {"MODE": "fast"}
+
+
+def test_logs_client_reads_a_job_stream_like_cloudwatch(session: Session, write_script) -> None:
+    source = write_script("train.py", "for i in range(3):\n    print('line', i)\n")
+    estimator = script_estimator(session, source)
+    estimator.fit(logs=False, job_name="cw-logs")
+    streams = session.logs_client.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                                       logStreamNamePrefix="cw-logs/")["logStreams"]
+    assert len(streams) == 1 and streams[0]["logStreamName"].startswith("cw-logs/algo-1-")
+    first = session.logs_client.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                               logStreamName=streams[0]["logStreamName"], limit=10000)
+    messages = [e["message"] for e in first["events"]]
+    assert messages[-3:] == ["line 0", "line 1", "line 2"]
+    again = session.logs_client.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                               logStreamName=streams[0]["logStreamName"],
+                                               nextToken=first["nextForwardToken"])
+    assert again["events"] == []

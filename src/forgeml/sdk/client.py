@@ -93,3 +93,17 @@ class LogsClient:
         job = logStreamNamePrefix.rstrip("/").split("/")[0]
         streams = self.platform.logs.describe_log_streams(job)
         return _with_metadata({"logStreams": [s for s in streams if s["logStreamName"].startswith(logStreamNamePrefix)]})
+
+    def get_log_events(self, *, logGroupName: str, logStreamName: str, nextToken: str | None = None,  # noqa: N803
+                       startFromHead: bool = True, limit: int = 10000, **_: Any) -> dict[str, Any]:
+        """One stream's events after ``nextToken`` (the last event's id), oldest first."""
+        after = int(nextToken.split("/")[-1]) if nextToken else 0
+        job = logStreamName.split("/")[0]
+        events = [e for e in self.platform.logs.job_events(job, after, limit) if e["logStreamName"] == logStreamName]
+        last = events[-1]["id"] if events else after
+        token = f"f/{last}"
+        return _with_metadata({
+            "events": [{"timestamp": e["timestamp"], "message": e["message"], "ingestionTime": e["timestamp"]}
+                       for e in events],
+            "nextForwardToken": token, "nextBackwardToken": f"b/{after}",
+        })

@@ -283,3 +283,17 @@ def test_unreadable_model_is_reported(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ClientError, match="no model file"):
         ALGORITHM.load_model(empty)
+
+
+def test_single_record_csv_fast_path_matches_the_reader() -> None:
+    import numpy as np
+
+    from forgeml.algorithms.xgboost.serve import _parse
+
+    one = _parse(b"1,2.5,-3e-1\n", "text/csv")
+    two = _parse(b"1,2.5,-3e-1\n4,5,6\n", "text/csv")
+    assert one.dtype == np.float32 and one.shape == (1, 3)
+    np.testing.assert_array_equal(one[0], two[0])
+    # anything unusual (another delimiter, missing values) still goes through the full reader
+    assert _parse(b"1;2.5;-0.3", "text/csv").shape == (1, 3)
+    assert np.isnan(_parse(b"1,,3", "text/csv")[0, 1])

@@ -40,6 +40,7 @@ class SageMakerClient:
         "list_training_jobs": "TrainingJobSummaries",
         "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
         "list_training_jobs_for_hyper_parameter_tuning_job": "TrainingJobSummaries",
+        "list_models": "Models",
     }
 
     def __init__(self, platform: Platform) -> None:
@@ -72,6 +73,19 @@ class SageMakerClient:
 
     def stop_hyper_parameter_tuning_job(self, *, HyperParameterTuningJobName: str) -> dict[str, Any]:  # noqa: N803
         self.platform.tuning_jobs.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName)
+        return _with_metadata({})
+
+    def create_model(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.models.create_model(request))
+
+    def describe_model(self, *, ModelName: str) -> dict[str, Any]:  # noqa: N803
+        return _with_metadata(self.platform.models.describe_model(ModelName))
+
+    def list_models(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.models.list_models(**params))
+
+    def delete_model(self, *, ModelName: str) -> dict[str, Any]:  # noqa: N803
+        self.platform.models.delete_model(ModelName)
         return _with_metadata({})
 
     def can_paginate(self, operation_name: str) -> bool:

@@ -17,6 +17,7 @@ from forgeml.store import Database
 if TYPE_CHECKING:
     from forgeml.executors.base import Executor
     from forgeml.service.logs import LogService
+    from forgeml.service.models import ModelService
     from forgeml.service.training_jobs import TrainingJobService
     from forgeml.service.tuning_jobs import TuningJobService
 
@@ -57,6 +58,12 @@ class Platform:
         from forgeml.service.tuning_jobs import TuningJobService
 
         return TuningJobService(self)
+
+    @cached_property
+    def models(self) -> ModelService:
+        from forgeml.service.models import ModelService
+
+        return ModelService(self)
 
     @cached_property
     def logs(self) -> LogService:

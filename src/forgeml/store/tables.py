@@ -121,3 +121,13 @@ tuning_trials = Table(
     Column("objective_value", Float),
     Index("ix_tuning_trials_job", "tuning_job_name", "number"),
 )
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("creation_time", Float, nullable=False, index=True),
+    # the validated CreateModel request, as DescribeModel echoes it back
+    Column("request", JSON, nullable=False),
+)

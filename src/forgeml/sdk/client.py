@@ -41,6 +41,7 @@ class SageMakerClient:
         "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
         "list_training_jobs_for_hyper_parameter_tuning_job": "TrainingJobSummaries",
         "list_models": "Models",
+        "list_endpoint_configs": "EndpointConfigs",
     }
 
     def __init__(self, platform: Platform) -> None:
@@ -86,6 +87,19 @@ class SageMakerClient:
 
     def delete_model(self, *, ModelName: str) -> dict[str, Any]:  # noqa: N803
         self.platform.models.delete_model(ModelName)
+        return _with_metadata({})
+
+    def create_endpoint_config(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.endpoint_configs.create_endpoint_config(request))
+
+    def describe_endpoint_config(self, *, EndpointConfigName: str) -> dict[str, Any]:  # noqa: N803
+        return _with_metadata(self.platform.endpoint_configs.describe_endpoint_config(EndpointConfigName))
+
+    def list_endpoint_configs(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.endpoint_configs.list_endpoint_configs(**params))
+
+    def delete_endpoint_config(self, *, EndpointConfigName: str) -> dict[str, Any]:  # noqa: N803
+        self.platform.endpoint_configs.delete_endpoint_config(EndpointConfigName)
         return _with_metadata({})
 
     def can_paginate(self, operation_name: str) -> bool:

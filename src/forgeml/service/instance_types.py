@@ -37,8 +37,9 @@ def _table() -> dict[str, InstanceProfile]:
         for size, (cpus, mem) in sizes.items():
             name = f"ml.{family}.{size}"
             table[name] = InstanceProfile(name, cpus, mem)
-    for size, (cpus, mem) in {"medium": (2, 4), "large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32)}.items():
-        table[f"ml.t3.{size}"] = InstanceProfile(f"ml.t3.{size}", cpus, mem)
+    for family in ("t2", "t3"):  # burstable types, common for small endpoints and notebooks
+        for size, (cpus, mem) in {"medium": (2, 4), "large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32)}.items():
+            table[f"ml.{family}.{size}"] = InstanceProfile(f"ml.{family}.{size}", cpus, mem)
     gpu = {
         "ml.p2.xlarge": (4, 61, 1), "ml.p2.8xlarge": (32, 488, 8), "ml.p2.16xlarge": (64, 732, 16),
         "ml.p3.2xlarge": (8, 61, 1), "ml.p3.8xlarge": (32, 244, 4), "ml.p3.16xlarge": (64, 488, 8),

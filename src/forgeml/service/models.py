@@ -8,19 +8,13 @@ model is a ValidationException ("Could not find model ...") rather than Resource
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from forgeml.algorithms.registry import canonical_name
-from forgeml.errors import ResourceInUse, ValidationException
-from forgeml.service.names import to_datetime
-from forgeml.service.pagination import decode_token, encode_token, epoch_seconds
+from forgeml.service.records import RecordService
 from forgeml.service.training_requests import ROLE_PATTERN, URI_PATTERN
 from forgeml.service.validation import Checker
-from forgeml.store import models as repo
-
-if TYPE_CHECKING:
-    from forgeml.service.platform import Platform
+from forgeml.store.records import models
 
 MODEL_NAME_PATTERN = r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?"
 HOSTNAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
@@ -48,10 +42,11 @@ def _check_container(check: Checker, container: Any, path: str) -> dict[str, Any
     return container
 
 
-class ModelService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self.db = platform.db
+class ModelService(RecordService):
+    table = models
+    arn_resource = "model"
+    noun = "model"
+    key = "Model"
 
     def create_model(self, request: dict[str, Any]) -> dict[str, str]:
         check = Checker()
@@ -79,51 +74,13 @@ class ModelService:
             if request.get(key) is not None:
                 normalized[key] = request[key]
         normalized["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
-        name = normalized["ModelName"]
-        arn = self.platform.arn("model", name)
-        try:
-            repo.insert_model(self.db, {"name": name, "arn": arn, "creation_time": round(time.time(), 6),
-                                        "request": normalized})
-        except repo.DuplicateModel:
-            raise ResourceInUse(f"Cannot create already existing model \"{arn}\".") from None
-        return {"ModelArn": arn}
-
-    def _row(self, name: str) -> dict[str, Any]:
-        row = repo.get_model(self.db, name) if isinstance(name, str) else None
-        if row is None:
-            raise ValidationException(f"Could not find model \"{self.platform.arn('model', str(name))}\".")
-        return row
+        return {"ModelArn": self._insert(normalized["ModelName"], normalized)}
 
     def describe_model(self, name: str) -> dict[str, Any]:
-        row = self._row(name)
-        return {**row["request"], "ModelArn": row["arn"], "CreationTime": to_datetime(row["creation_time"])}
+        return self._describe(name)
 
     def delete_model(self, name: str) -> None:
-        self._row(name)
-        repo.delete_model(self.db, name)
+        self._delete(name)
 
     def list_models(self, **params: Any) -> dict[str, Any]:
-        check = Checker()
-        check.unknown_members(params, "", ("MaxResults", "SortBy", "SortOrder", "NameContains", "NextToken",
-                                           "CreationTimeAfter", "CreationTimeBefore"))
-        check.integer(params.get("MaxResults"), "MaxResults", minimum=1, maximum=100)
-        check.enum(params.get("SortBy"), "SortBy", ("Name", "CreationTime"))
-        check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
-        check.raise_if_any()
-        limit = params.get("MaxResults") or 10
-        filters: dict[str, Any] = {
-            "name_contains": params.get("NameContains"),
-            "created_after": epoch_seconds(params.get("CreationTimeAfter")),
-            "created_before": epoch_seconds(params.get("CreationTimeBefore")),
-            "sort_by": params.get("SortBy") or "CreationTime",
-            "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
-        }
-        offset = decode_token(params.get("NextToken"), filters)
-        rows = repo.list_models(self.db, offset=offset, limit=limit + 1, **filters)
-        response: dict[str, Any] = {"Models": [
-            {"ModelName": r["name"], "ModelArn": r["arn"], "CreationTime": to_datetime(r["creation_time"])}
-            for r in rows[:limit]
-        ]}
-        if len(rows) > limit:
-            response["NextToken"] = encode_token(offset + limit, filters)
-        return response
+        return self._list(params)

@@ -16,6 +16,7 @@ from forgeml.store import Database
 
 if TYPE_CHECKING:
     from forgeml.executors.base import Executor
+    from forgeml.service.endpoint_configs import EndpointConfigService
     from forgeml.service.logs import LogService
     from forgeml.service.models import ModelService
     from forgeml.service.training_jobs import TrainingJobService
@@ -64,6 +65,12 @@ class Platform:
         from forgeml.service.models import ModelService
 
         return ModelService(self)
+
+    @cached_property
+    def endpoint_configs(self) -> EndpointConfigService:
+        from forgeml.service.endpoint_configs import EndpointConfigService
+
+        return EndpointConfigService(self)
 
     @cached_property
     def logs(self) -> LogService:

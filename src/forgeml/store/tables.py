@@ -131,3 +131,12 @@ models = Table(
     # the validated CreateModel request, as DescribeModel echoes it back
     Column("request", JSON, nullable=False),
 )
+
+endpoint_configs = Table(
+    "endpoint_configs",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("creation_time", Float, nullable=False, index=True),
+    Column("request", JSON, nullable=False),
+)

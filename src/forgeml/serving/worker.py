@@ -44,6 +44,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -468,10 +469,8 @@ def start_worker(
         reader.start()
     deadline = time.monotonic() + timeout
     while True:
-        try:
+        with suppress(queue.Empty):  # not listening yet: check the process and the clock, then wait again
             return WorkerProcess(process, listening.get(timeout=0.05), output)
-        except queue.Empty:
-            pass
         if process.poll() is not None or time.monotonic() > deadline:
             status = process.poll()
             if status is None:

@@ -9,9 +9,10 @@ this interface, so an algorithm is a package that can be written and tested on i
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +111,8 @@ class InferenceError(ClientError):
     """A request body the handler cannot use; becomes SageMaker's ModelError at an endpoint."""
 
 
-class BuiltinAlgorithm(ABC):
-    """Subclass this, fill in the declarations, and implement the abstract methods."""
+class BuiltinAlgorithm:
+    """Subclass this and fill in the declarations; the package's train/serve modules do the work."""
 
     #: the registry key, as in SageMaker's image repository (``linear-learner``, ``xgboost``)
     name: str
@@ -154,23 +155,34 @@ class BuiltinAlgorithm(ABC):
                     return float(found.group(1))
         return None
 
-    # -- behaviour --------------------------------------------------------------------------------
-    @abstractmethod
+    # -- behaviour ---------------------------------------------------------------------------------
+    # By convention an algorithm's package holds ``train.py`` with ``train(ctx)`` and ``serve.py``
+    # with ``load_model(model_dir)`` and ``invoke(model, body, content_type, accept)``. They are
+    # imported on first use, so declaring an algorithm (the registry does, in every job) stays cheap.
+    @property
+    def package(self) -> str:
+        return str(sys.modules[type(self).__module__].__package__)
+
+    def _module(self, name: str) -> Any:
+        return importlib.import_module(f"{self.package}.{name}")
+
     def train(self, ctx: TrainingContext) -> None:
         """Train on ``ctx.channels`` and write the artifact into ``ctx.model_dir``.
 
-        Raise ClientError for problems with the user's input (shape, labels, content type) so the
-        job's FailureReason starts with ``ClientError:``.
+        Problems with the user's input (shape, labels, content type) raise ClientError, so the job's
+        FailureReason starts with ``ClientError:``.
         """
+        self._module("train").train(ctx)
 
-    @abstractmethod
     def load_model(self, model_dir: Path) -> Any:
         """Load what ``train`` wrote (the extracted ``model.tar.gz``)."""
+        return self._module("serve").load_model(model_dir)
 
-    @abstractmethod
     def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        """Answer one inference request: returns the response body and its content type.
+        """Answer one inference request: the response body and its content type.
 
-        Raise UnsupportedContentType for a content type or Accept the algorithm does not serve,
+        Raises UnsupportedContentType for a content type or Accept the algorithm does not serve,
         InferenceError for a body it cannot parse.
         """
+        answer: tuple[bytes, str] = self._module("serve").invoke(model, body, content_type, accept)
+        return answer

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.factorization_machines import hyperparameters
 from forgeml.algorithms.logging import progress_metric_definitions
 
@@ -66,18 +65,3 @@ class FactorizationMachines(BuiltinAlgorithm):
 
     def check_hyperparameters(self, values: dict[str, Any]) -> None:
         hyperparameters.check(values)
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.factorization_machines.train import train
-
-        train(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.factorization_machines.artifact import load
-
-        return load(Path(model_dir))
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.factorization_machines.serve import invoke
-
-        return invoke(model, body, content_type, accept)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import scipy.sparse as sp
 
 from forgeml.algorithms.base import InferenceError
 from forgeml.algorithms.factorization_machines.algorithm import FactorizationMachines
+from forgeml.algorithms.factorization_machines.artifact import load
 from forgeml.algorithms.factorization_machines.model import FMModel
 from forgeml.algorithms.inference import decode_request, encode_response
 
@@ -19,6 +21,11 @@ def predictions(model: FMModel, features: np.ndarray | sp.csr_matrix) -> list[di
     if model.is_classifier:
         return [{"score": float(s), "predicted_label": int(s >= 0.5)} for s in scores]
     return [{"score": float(s)} for s in scores]
+
+
+def load_model(model_dir: Path) -> FMModel:
+    """The model ``train`` wrote, from the extracted ``model.tar.gz``."""
+    return load(Path(model_dir))
 
 
 def invoke(model: FMModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.ip_insights import hyperparameters
 from forgeml.algorithms.logging import progress_metric_definitions
 
@@ -50,18 +49,3 @@ class IPInsights(BuiltinAlgorithm):
 
     def check_hyperparameters(self, values: dict[str, Any]) -> None:
         hyperparameters.check(values)
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.ip_insights.train import train
-
-        train(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.ip_insights.artifact import load
-
-        return load(Path(model_dir))
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.ip_insights.serve import invoke
-
-        return invoke(model, body, content_type, accept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from forgeml.algorithms.inference import (
     split_mime,
     wants_verbose,
 )
+from forgeml.algorithms.ip_insights.artifact import load
 from forgeml.algorithms.ip_insights.encoding import entity_buckets, parse_ipv4
 from forgeml.algorithms.ip_insights.model import IPInsightsModel
 
@@ -69,6 +71,11 @@ def parse_pairs(body: bytes, content_type: str) -> list[tuple[str, str]]:
     if not pairs:
         raise InferenceError("the request holds no (entity, IPv4 address) pairs")
     return pairs
+
+
+def load_model(model_dir: Path) -> IPInsightsModel:
+    """The model ``train`` wrote, from the extracted ``model.tar.gz``."""
+    return load(Path(model_dir))
 
 
 def invoke(model: IPInsightsModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:

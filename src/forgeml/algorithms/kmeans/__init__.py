@@ -6,10 +6,9 @@ when a job or an endpoint needs it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.kmeans.hyperparameters import SCHEMA, check
 from forgeml.algorithms.logging import progress_metric_definitions
 
@@ -48,21 +47,6 @@ class KMeans(BuiltinAlgorithm):
 
     def check_hyperparameters(self, values: dict[str, Any]) -> None:
         check(values)
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.kmeans.train import train
-
-        train(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.kmeans.serve import load_model
-
-        return load_model(model_dir)
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.kmeans.serve import invoke
-
-        return invoke(model, body, content_type, accept)
 
 
 ALGORITHM = KMeans()

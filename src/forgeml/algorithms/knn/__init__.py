@@ -6,10 +6,9 @@ is imported when a job or an endpoint needs it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.knn.hyperparameters import SCHEMA, check
 from forgeml.algorithms.logging import progress_metric_definitions
 
@@ -42,21 +41,6 @@ class KNN(BuiltinAlgorithm):
 
     def check_hyperparameters(self, values: dict[str, Any]) -> None:
         check(values)
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.knn.train import train
-
-        train(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.knn.serve import load_model
-
-        return load_model(model_dir)
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.knn.serve import invoke
-
-        return invoke(model, body, content_type, accept)
 
 
 ALGORITHM = KNN()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.linear_learner.hyperparameters import SCHEMA, check_hyperparameters
 from forgeml.algorithms.linear_learner.metrics import METRIC_DEFINITIONS
 
@@ -41,18 +40,3 @@ class LinearLearner(BuiltinAlgorithm):
 
     def check_hyperparameters(self, values: dict[str, Any]) -> None:
         check_hyperparameters(values)
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.linear_learner.train import train
-
-        train(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.linear_learner.model import LinearModel
-
-        return LinearModel.load(model_dir)
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.linear_learner.serve import invoke
-
-        return invoke(model, body, content_type, accept)

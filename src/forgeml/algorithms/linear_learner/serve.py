@@ -7,9 +7,16 @@ the class probabilities, then the label); UNVERIFIED against the container.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from forgeml.algorithms.inference import decode_request, encode_response
 from forgeml.algorithms.linear_learner.algorithm import LinearLearner
 from forgeml.algorithms.linear_learner.model import LinearModel
+
+
+def load_model(model_dir: Path) -> LinearModel:
+    """The model ``train`` wrote, from the extracted ``model.tar.gz``."""
+    return LinearModel.load(model_dir)
 
 
 def invoke(model: LinearModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:

@@ -6,10 +6,9 @@ imported when a job or an endpoint needs it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.logging import progress_metric_definitions
 from forgeml.algorithms.pca.hyperparameters import SCHEMA, check
 
@@ -40,21 +39,6 @@ class PCA(BuiltinAlgorithm):
 
     def check_hyperparameters(self, values: dict[str, Any]) -> None:
         check(values)
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.pca.train import train
-
-        train(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.pca.serve import load_model
-
-        return load_model(model_dir)
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.pca.serve import invoke
-
-        return invoke(model, body, content_type, accept)
 
 
 ALGORITHM = PCA()

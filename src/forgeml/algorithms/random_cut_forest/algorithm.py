@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.logging import progress_metric_definitions
 from forgeml.algorithms.random_cut_forest.hyperparameters import SCHEMA
 
@@ -32,18 +29,3 @@ class RandomCutForest(BuiltinAlgorithm):
     request_content_types = ("text/csv", "application/json", "application/jsonlines", RECORDIO)
     accept_types = ("application/json", "application/jsonlines", RECORDIO)
     default_accept = "application/json"
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.random_cut_forest.train import train
-
-        train(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.random_cut_forest.artifact import load
-
-        return load(Path(model_dir))
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.random_cut_forest.serve import invoke
-
-        return invoke(model, body, content_type, accept)

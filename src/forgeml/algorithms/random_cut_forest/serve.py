@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from forgeml.algorithms.base import InferenceError
 from forgeml.algorithms.inference import decode_request, encode_response
 from forgeml.algorithms.random_cut_forest.algorithm import RandomCutForest
+from forgeml.algorithms.random_cut_forest.artifact import load
 from forgeml.algorithms.random_cut_forest.forest import Forest
 from forgeml.algorithms.random_cut_forest.sampling import as_dense
+
+
+def load_model(model_dir: Path) -> Forest:
+    """The model ``train`` wrote, from the extracted ``model.tar.gz``."""
+    return load(Path(model_dir))
 
 
 def invoke(forest: Forest, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:

@@ -6,10 +6,9 @@ and serving import XGBoost when they run.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec, TrainingContext
+from forgeml.algorithms.base import BuiltinAlgorithm, ChannelSpec
 from forgeml.algorithms.xgboost.hyperparameters import SCHEMA, check
 from forgeml.algorithms.xgboost.metrics import metric_definitions
 
@@ -32,18 +31,3 @@ class XGBoostAlgorithm(BuiltinAlgorithm):
 
     def check_hyperparameters(self, values: dict[str, Any]) -> None:
         check(values)
-
-    def train(self, ctx: TrainingContext) -> None:
-        from forgeml.algorithms.xgboost.train import run
-
-        run(ctx)
-
-    def load_model(self, model_dir: Path) -> Any:
-        from forgeml.algorithms.xgboost.model import load
-
-        return load(model_dir)
-
-    def invoke(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        from forgeml.algorithms.xgboost.serve import invoke
-
-        return invoke(model, body, content_type, accept)

@@ -21,6 +21,7 @@ import csv
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import scipy.sparse as sp
 
 from forgeml.algorithms.base import InferenceError, UnsupportedContentType
 from forgeml.algorithms.inference import encode_response, negotiate_accept, split_mime
-from forgeml.algorithms.xgboost.model import XGBoostModel, fit_width
+from forgeml.algorithms.xgboost.model import XGBoostModel, fit_width, load
 from forgeml.errors import ClientError
 
 CSV = "text/csv"
@@ -59,6 +60,11 @@ VALID_KEYS = {
 }
 
 log = logging.getLogger(__name__)
+
+
+def load_model(model_dir: Path) -> XGBoostModel:
+    """The model ``train`` wrote, from the extracted ``model.tar.gz``."""
+    return load(model_dir)
 
 
 def invoke(model: XGBoostModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:

@@ -64,7 +64,7 @@ def save_booster(booster: xgb.Booster, path: Path) -> None:
     path.write_bytes(booster.save_raw("ubj"))
 
 
-def run(ctx: TrainingContext) -> None:
+def train(ctx: TrainingContext) -> None:
     """The job's training: read and check the channels, train (or cross-validate), save the model."""
     plan = config.plan(ctx.hyperparameters, ctx.num_cpus)
     ctx.log.info(f"Determined {ctx.num_gpus} GPU(s) available on the instance.")

@@ -17,6 +17,7 @@ from forgeml.service.names import to_datetime
 from forgeml.service.pagination import decode_token, encode_token, epoch_seconds
 from forgeml.service.validation import Checker
 from forgeml.store import records as repo
+from forgeml.store.listing import list_rows
 
 if TYPE_CHECKING:
     from forgeml.service.platform import Platform
@@ -75,7 +76,7 @@ class RecordService:
             "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
         }
         offset = decode_token(params.get("NextToken"), filters)
-        rows = repo.list_records(self.db, self.table, offset=offset, limit=limit + 1, **filters)
+        rows = list_rows(self.db, self.table, offset=offset, limit=limit + 1, **filters)
         response: dict[str, Any] = {f"{self.key}s": [
             {f"{self.key}Name": r["name"], f"{self.key}Arn": r["arn"], "CreationTime": to_datetime(r["creation_time"])}
             for r in rows[:limit]

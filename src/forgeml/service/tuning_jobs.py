@@ -17,6 +17,8 @@ from forgeml.service.tuning_requests import normalize_tuning_request
 from forgeml.service.validation import Checker
 from forgeml.store import training_jobs as training_repo
 from forgeml.store import tuning_jobs as repo
+from forgeml.store.listing import list_rows
+from forgeml.store.tables import tuning_jobs as tuning_jobs_table
 
 if TYPE_CHECKING:
     from forgeml.service.platform import Platform
@@ -158,7 +160,7 @@ class TuningJobService:
                                    "created_after": epoch_seconds(params.get("CreationTimeAfter")),
                                    "created_before": epoch_seconds(params.get("CreationTimeBefore"))}
         offset = decode_token(params.get("NextToken"), filters)
-        rows = repo.list_tuning_jobs(self.db, offset=offset, limit=limit + 1, **filters)
+        rows = list_rows(self.db, tuning_jobs_table, offset=offset, limit=limit + 1, **filters)
         summaries = []
         for row in rows[:limit]:
             row = self._row(row["name"])

@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, asc, desc, func, insert, select, update
+from sqlalchemy import and_, desc, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from forgeml.store.database import Database
+from forgeml.store.listing import list_rows
 from forgeml.store.tables import log_events, metric_points, status_transitions, training_jobs
 
 ACTIVE_STATUSES = ("InProgress", "Stopping")
@@ -131,29 +132,10 @@ def list_jobs(
     offset: int = 0,
     limit: int = 10,
 ) -> list[dict[str, Any]]:
-    query = select(training_jobs)
-    conditions = []
-    if name_contains:
-        conditions.append(func.lower(training_jobs.c.name).contains(name_contains.lower(), autoescape=True))
-    if status:
-        conditions.append(training_jobs.c.status == status)
-    if created_after is not None:
-        conditions.append(training_jobs.c.creation_time > created_after)
-    if created_before is not None:
-        conditions.append(training_jobs.c.creation_time < created_before)
-    if modified_after is not None:
-        conditions.append(training_jobs.c.last_modified_time > modified_after)
-    if modified_before is not None:
-        conditions.append(training_jobs.c.last_modified_time < modified_before)
-    if tuning_job_name is not None:
-        conditions.append(training_jobs.c.tuning_job_name == tuning_job_name)
-    if conditions:
-        query = query.where(and_(*conditions))
-    column = {"Name": training_jobs.c.name, "Status": training_jobs.c.status}.get(sort_by, training_jobs.c.creation_time)
-    order = asc if ascending else desc
-    query = query.order_by(order(column), order(training_jobs.c.name)).offset(offset).limit(limit)
-    with db.read() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    extra = [training_jobs.c.tuning_job_name == tuning_job_name] if tuning_job_name is not None else []
+    return list_rows(db, training_jobs, name_contains=name_contains, status=status, created_after=created_after,
+                     created_before=created_before, modified_after=modified_after, modified_before=modified_before,
+                     extra=extra, sort_by=sort_by, ascending=ascending, offset=offset, limit=limit)
 
 
 def append_logs(db: Database, stream: str, events: Iterable[tuple[float, str]]) -> None:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, asc, desc, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from forgeml.store.database import Database
@@ -47,28 +47,6 @@ def set_status(db: Database, name: str, status: str, *, only_if: Sequence[str] |
 def update_fields(db: Database, name: str, **fields: Any) -> None:
     with db.write() as conn:
         conn.execute(update(tuning_jobs).where(tuning_jobs.c.name == name).values(last_modified_time=time.time(), **fields))
-
-
-def list_tuning_jobs(db: Database, *, name_contains: str | None, status: str | None, sort_by: str, ascending: bool,
-                     offset: int, limit: int, created_after: float | None = None,
-                     created_before: float | None = None) -> list[dict[str, Any]]:
-    query = select(tuning_jobs)
-    conditions = []
-    if name_contains:
-        conditions.append(func.lower(tuning_jobs.c.name).contains(name_contains.lower(), autoescape=True))
-    if status:
-        conditions.append(tuning_jobs.c.status == status)
-    if created_after is not None:
-        conditions.append(tuning_jobs.c.creation_time > created_after)
-    if created_before is not None:
-        conditions.append(tuning_jobs.c.creation_time < created_before)
-    if conditions:
-        query = query.where(and_(*conditions))
-    column = {"Name": tuning_jobs.c.name, "Status": tuning_jobs.c.status}.get(sort_by, tuning_jobs.c.creation_time)
-    order = asc if ascending else desc
-    query = query.order_by(order(column), order(tuning_jobs.c.name)).offset(offset).limit(limit)
-    with db.read() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def add_trial(db: Database, row: dict[str, Any]) -> None:

@@ -103,15 +103,19 @@ def test_grid_covers_every_combination_once(session: Session, estimator: Estimat
 
 def test_early_stopping_stops_clearly_bad_trials(session: Session, estimator: Estimator) -> None:
     estimator.set_hyperparameters(epochs=8, sleep=0.15)
-    tuner = tuner_for(estimator, objective_metric_name="loss", early_stopping_type="Auto", max_jobs=8,
-                      max_parallel_jobs=2, ranges={"kind": CategoricalParameter(["a", "c"]),
-                                                   "offset": ContinuousParameter(0.29, 0.31)})
+    # Grid runs the combinations in a fixed order, one at a time: the four good "a" trials finish
+    # first, so each "c" trial meets enough finished trials to be judged, whatever the machine's load.
+    tuner = tuner_for(estimator, objective_metric_name="loss", early_stopping_type="Auto", strategy="Grid",
+                      max_jobs=None, max_parallel_jobs=1,
+                      ranges={"kind": CategoricalParameter(["a", "c"]),
+                              "offset": CategoricalParameter(["0.29", "0.30", "0.31", "0.32"])})
     tuner.fit(wait=True)
     description = tuner.describe()
     frame = tuner.analytics().dataframe()
     stopped = frame[frame["TrainingJobStatus"] == "Stopped"]
     assert description["TrainingJobStatusCounters"]["Stopped"] >= 1
     assert set(stopped["kind"]) == {'"c"'}  # only the clearly worse kind is ever stopped
+    assert (frame[frame["kind"] == '"a"']["TrainingJobStatus"] == "Completed").all()
     # a stopped trial still reports its last objective value
     assert stopped["FinalObjectiveValue"].notna().all()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from forgeml.errors import ValidationException
@@ -41,3 +42,15 @@ def decode_token(token: str | None, filters: dict[str, Any]) -> int:
     if not same:
         raise ValidationException("The NextToken was issued for a request with different filters")
     return offset
+
+
+def page(params: dict[str, Any], filters: dict[str, Any], fetch: Callable[[int, int], list[Any]]) -> tuple[list[Any], str | None]:
+    """One page of a List call: ``fetch(offset, count)`` rows, and the NextToken when more remain.
+
+    ``filters`` is bound into the token, so a token cannot be replayed with other filters.
+    """
+    limit = params.get("MaxResults") or 10
+    offset = decode_token(params.get("NextToken"), filters)
+    rows = fetch(offset, limit + 1)
+    token = encode_token(offset + limit, filters) if len(rows) > limit else None
+    return rows[:limit], token

@@ -14,7 +14,7 @@ from sqlalchemy import Table
 
 from forgeml.errors import ResourceInUse, ValidationException
 from forgeml.service.names import to_datetime
-from forgeml.service.pagination import decode_token, encode_token, epoch_seconds
+from forgeml.service.pagination import epoch_seconds, page
 from forgeml.service.validation import Checker
 from forgeml.store import records as repo
 from forgeml.store.listing import list_rows
@@ -67,7 +67,6 @@ class RecordService:
         check.enum(params.get("SortBy"), "SortBy", ("Name", "CreationTime"))
         check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
         check.raise_if_any()
-        limit = params.get("MaxResults") or 10
         filters: dict[str, Any] = {
             "name_contains": params.get("NameContains"),
             "created_after": epoch_seconds(params.get("CreationTimeAfter")),
@@ -75,12 +74,12 @@ class RecordService:
             "sort_by": params.get("SortBy") or "CreationTime",
             "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
         }
-        offset = decode_token(params.get("NextToken"), filters)
-        rows = list_rows(self.db, self.table, offset=offset, limit=limit + 1, **filters)
+        rows, token = page(params, filters,
+                           lambda offset, count: list_rows(self.db, self.table, offset=offset, limit=count, **filters))
         response: dict[str, Any] = {f"{self.key}s": [
             {f"{self.key}Name": r["name"], f"{self.key}Arn": r["arn"], "CreationTime": to_datetime(r["creation_time"])}
-            for r in rows[:limit]
+            for r in rows
         ]}
-        if len(rows) > limit:
-            response["NextToken"] = encode_token(offset + limit, filters)
+        if token:
+            response["NextToken"] = token
         return response

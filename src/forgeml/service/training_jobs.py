@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ResourceInUse, ResourceNotFound, ValidationException
 from forgeml.service.names import to_datetime
-from forgeml.service.pagination import decode_token, encode_token, epoch_seconds
+from forgeml.service.pagination import epoch_seconds, page
 from forgeml.service.training_requests import normalize_create_request
 from forgeml.service.validation import Checker
 from forgeml.store import training_jobs as repo
@@ -150,7 +150,6 @@ class TrainingJobService:
                                            "LastModifiedTimeAfter", "LastModifiedTimeBefore", "WarmPoolStatusEquals",
                                            "TrainingPlanArnEquals"))
         check.raise_if_any()
-        limit = params.get("MaxResults") or 10
         filters: dict[str, Any] = {
             "name_contains": params.get("NameContains"),
             "status": params.get("StatusEquals"),
@@ -161,13 +160,11 @@ class TrainingJobService:
             "sort_by": params.get("SortBy") or "CreationTime",
             "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
         }
-        offset = decode_token(params.get("NextToken"), filters)
-        rows = repo.list_jobs(self.db, offset=offset, limit=limit + 1, **filters)
-        rows = [self.reconcile(r) for r in rows]
-        summaries = [_summary(r) for r in rows[:limit]]
-        response: dict[str, Any] = {"TrainingJobSummaries": summaries}
-        if len(rows) > limit:
-            response["NextToken"] = encode_token(offset + limit, filters)
+        rows, token = page(params, filters, lambda offset, count: [
+            self.reconcile(r) for r in repo.list_jobs(self.db, offset=offset, limit=count, **filters)])
+        response: dict[str, Any] = {"TrainingJobSummaries": [_summary(r) for r in rows]}
+        if token:
+            response["NextToken"] = token
         return response
 
     # -- stop -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from forgeml.errors import ResourceInUse, ResourceNotFound, ValidationException
 from forgeml.executors.base import TUNING
 from forgeml.service.names import to_datetime
-from forgeml.service.pagination import decode_token, encode_token, epoch_seconds
+from forgeml.service.pagination import epoch_seconds, page
 from forgeml.service.tuning_requests import normalize_tuning_request
 from forgeml.service.validation import Checker
 from forgeml.store import training_jobs as training_repo
@@ -153,34 +153,27 @@ class TuningJobService:
         check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
         check.enum(params.get("StatusEquals"), "StatusEquals", ("Completed", "InProgress", "Failed", "Stopped", "Stopping"))
         check.raise_if_any()
-        limit = params.get("MaxResults") or 10
         filters: dict[str, Any] = {"name_contains": params.get("NameContains"), "status": params.get("StatusEquals"),
                                    "sort_by": params.get("SortBy") or "Name",
                                    "ascending": (params.get("SortOrder") or "Ascending") == "Ascending",
                                    "created_after": epoch_seconds(params.get("CreationTimeAfter")),
                                    "created_before": epoch_seconds(params.get("CreationTimeBefore"))}
-        offset = decode_token(params.get("NextToken"), filters)
-        rows = list_rows(self.db, tuning_jobs_table, offset=offset, limit=limit + 1, **filters)
+        rows, token = page(params, filters, lambda offset, count: list_rows(
+            self.db, tuning_jobs_table, offset=offset, limit=count, **filters))
         summaries = []
-        for row in rows[:limit]:
-            row = self._row(row["name"])
-            config = row["request"]["HyperParameterTuningJobConfig"]
-            described = self.describe_hyper_parameter_tuning_job(row["name"])
-            summary = {
-                "HyperParameterTuningJobName": row["name"], "HyperParameterTuningJobArn": row["arn"],
-                "HyperParameterTuningJobStatus": row["status"], "Strategy": config["Strategy"],
-                "CreationTime": to_datetime(row["creation_time"]),
-                "LastModifiedTime": to_datetime(row["last_modified_time"]),
-                "TrainingJobStatusCounters": described["TrainingJobStatusCounters"],
-                "ObjectiveStatusCounters": described["ObjectiveStatusCounters"],
-                "ResourceLimits": config["ResourceLimits"],
-            }
-            if row["end_time"]:
-                summary["HyperParameterTuningEndTime"] = to_datetime(row["end_time"])
+        for row in rows:
+            described = self.describe_hyper_parameter_tuning_job(row["name"])  # reconciles a lost controller too
+            config = described["HyperParameterTuningJobConfig"]
+            summary = {key: described[key] for key in (
+                "HyperParameterTuningJobName", "HyperParameterTuningJobArn", "HyperParameterTuningJobStatus",
+                "CreationTime", "LastModifiedTime", "TrainingJobStatusCounters", "ObjectiveStatusCounters")}
+            summary.update({"Strategy": config["Strategy"], "ResourceLimits": config["ResourceLimits"]})
+            if "HyperParameterTuningEndTime" in described:
+                summary["HyperParameterTuningEndTime"] = described["HyperParameterTuningEndTime"]
             summaries.append(summary)
         response: dict[str, Any] = {"HyperParameterTuningJobSummaries": summaries}
-        if len(rows) > limit:
-            response["NextToken"] = encode_token(offset + limit, filters)
+        if token:
+            response["NextToken"] = token
         return response
 
     def list_training_jobs_for_hyper_parameter_tuning_job(self, **params: Any) -> dict[str, Any]:
@@ -209,12 +202,11 @@ class TuningJobService:
         else:
             key = {"Name": "TrainingJobName", "CreationTime": "CreationTime", "Status": "TrainingJobStatus"}[sort_by]
             summaries.sort(key=lambda s: s[key], reverse=descending)
-        limit = params.get("MaxResults") or 10
         filters = {"tuning": name, "sort": sort_by, "descending": descending, "status": params.get("StatusEquals")}
-        offset = decode_token(params.get("NextToken"), filters)
-        response: dict[str, Any] = {"TrainingJobSummaries": summaries[offset: offset + limit]}
-        if len(summaries) > offset + limit:
-            response["NextToken"] = encode_token(offset + limit, filters)
+        rows, token = page(params, filters, lambda offset, count: summaries[offset: offset + count])
+        response: dict[str, Any] = {"TrainingJobSummaries": rows}
+        if token:
+            response["NextToken"] = token
         return response
 
     # -- stop -------------------------------------------------------------------------------------

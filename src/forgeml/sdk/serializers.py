@@ -31,6 +31,14 @@ def _read_if_file(data: Any) -> Any:
     return data.read() if hasattr(data, "read") else data
 
 
+def _already_text(data: Any) -> str | None:
+    """A body the caller serialized already (text, bytes or a file) passes through as text."""
+    data = _read_if_file(data)
+    if isinstance(data, bytes):
+        return data.decode("utf-8")
+    return data if isinstance(data, str) else None
+
+
 class IdentitySerializer(BaseSerializer):
     """Sends bytes (or a file's contents) as they are."""
 
@@ -45,11 +53,9 @@ class CSVSerializer(BaseSerializer):
     CONTENT_TYPE = "text/csv"
 
     def serialize(self, data: Any) -> str:
-        data = _read_if_file(data)
-        if isinstance(data, bytes):
-            return data.decode("utf-8")
-        if isinstance(data, str):
-            return data
+        text = _already_text(data)
+        if text is not None:
+            return text
         if hasattr(data, "to_numpy"):  # pandas
             data = data.to_numpy()
         if isinstance(data, list | tuple):  # Python values keep their own spelling (1, not 1.0)
@@ -76,11 +82,9 @@ class JSONSerializer(BaseSerializer):
     CONTENT_TYPE = "application/json"
 
     def serialize(self, data: Any) -> str:
-        data = _read_if_file(data)
-        if isinstance(data, bytes):
-            return data.decode("utf-8")
-        if isinstance(data, str):
-            return data
+        text = _already_text(data)
+        if text is not None:
+            return text
         if isinstance(data, np.ndarray):
             return json.dumps(data.tolist())
         return json.dumps(data, default=_numpy_default)
@@ -98,9 +102,9 @@ class JSONLinesSerializer(BaseSerializer):
     CONTENT_TYPE = "application/jsonlines"
 
     def serialize(self, data: Any) -> str:
-        data = _read_if_file(data)
-        if isinstance(data, bytes | str):
-            return data.decode("utf-8") if isinstance(data, bytes) else data
+        text = _already_text(data)
+        if text is not None:
+            return text
         return "\n".join(json.dumps(item, default=_numpy_default) for item in data)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -29,8 +30,12 @@ IDLE_SECONDS = 600.0
 CONNECT_TIMEOUT = 0.5
 
 
+@functools.cache
 def code_stamp() -> str:
-    """Changes whenever the interpreter or any forgeml module changes."""
+    """Changes whenever the interpreter or any forgeml module changes.
+
+    Computed once per process: a process runs the code it imported, so its runners must too.
+    """
     package = Path(__file__).resolve().parents[1]
     newest = max((p.stat().st_mtime_ns for p in package.rglob("*.py")), default=0)
     raw = f"{sys.executable}|{package}|{newest}"

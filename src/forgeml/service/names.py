@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime
 
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
-_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 def arn(region: str, account: str, resource: str, name: str) -> str:
@@ -32,10 +31,6 @@ def base_name_from_image(image: str) -> str:
     """The repository part of an image URI (``.../sagemaker-xgboost:1.7-1`` -> ``sagemaker-xgboost``)."""
     match = re.match(r"^(.+/)?([^:/@]+)([:@].*)?$", image)
     return match.group(2) if match else image
-
-
-def is_valid_name(name: str) -> bool:
-    return bool(_NAME.fullmatch(name))
 
 
 def to_datetime(epoch: float | None) -> datetime | None:

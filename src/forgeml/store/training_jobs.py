@@ -7,7 +7,7 @@ logs, metrics) go through these functions, so every state change is one small tr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, desc, func, insert, select, update
@@ -138,18 +138,18 @@ def list_jobs(
                      extra=extra, sort_by=sort_by, ascending=ascending, offset=offset, limit=limit)
 
 
-def append_logs(db: Database, stream: str, events: Iterable[tuple[float, str]]) -> None:
-    rows = [{"log_group": LOG_GROUP, "log_stream": stream, "timestamp": t, "message": m} for t, m in events]
-    if rows:
-        with db.write() as conn:
-            conn.execute(insert(log_events), rows)
-
-
-def append_metrics(db: Database, name: str, points: Iterable[tuple[str, float, float]]) -> None:
-    rows = [{"job_name": name, "metric_name": m, "value": v, "timestamp": t} for m, v, t in points]
-    if rows:
-        with db.write() as conn:
-            conn.execute(insert(metric_points), rows)
+def append_output(db: Database, job_name: str, lines: Sequence[tuple[str, float, str]],
+                  points: Sequence[tuple[str, float, float]]) -> None:
+    """A batch of a job's log lines (stream, time, message) and metric points, in one transaction."""
+    if not lines and not points:
+        return
+    with db.write() as conn:
+        if lines:
+            conn.execute(insert(log_events), [{"log_group": LOG_GROUP, "log_stream": stream, "timestamp": stamp,
+                                               "message": message} for stream, stamp, message in lines])
+        if points:
+            conn.execute(insert(metric_points), [{"job_name": job_name, "metric_name": name, "value": value,
+                                                  "timestamp": stamp} for name, value, stamp in points])
 
 
 def metric_series(db: Database, name: str, metric: str | None = None) -> list[dict[str, Any]]:

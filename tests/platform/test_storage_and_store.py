@@ -56,3 +56,11 @@ def test_schema_version_is_recorded_and_checked(tmp_path: Path) -> None:
         conn.execute(update(tables.schema_version).values(version=SCHEMA_VERSION + 1))
     with pytest.raises(RuntimeError, match="newer than this forgeml"):
         Database(url)
+
+
+def test_session_text_helpers_and_client_capabilities(session: Session) -> None:
+    uri = session.upload_string_as_file_body("hello", session.default_bucket(), "notes/hello.txt")
+    assert uri == f"s3://{session.default_bucket()}/notes/hello.txt"
+    assert session.read_s3_file(session.default_bucket(), "notes/hello.txt") == "hello"
+    assert session.sagemaker_client.can_paginate("list_training_jobs")
+    assert not session.sagemaker_client.can_paginate("describe_training_job")

@@ -68,6 +68,7 @@ def test_script_mode_tuning_with_a_regex_objective(session: Session, estimator: 
     assert len(best["TrainingJobName"].split("-")[-1]) == 8
     assert "Completed: 8/8 training jobs done" in out.getvalue()
 
+    assert set(tuner.analytics().tuning_ranges) == {"offset", "kind"}
     frame = tuner.analytics().dataframe()
     assert list(frame.columns[:2]) == ["offset", "kind"] or set(frame.columns[:2]) == {"offset", "kind"}
     assert {"TrainingJobName", "TrainingJobStatus", "FinalObjectiveValue", "TrainingStartTime", "TrainingEndTime",

@@ -95,3 +95,40 @@ class UnexpectedStatusException(ForgeMLError):
         super().__init__(message)
         self.allowed_statuses = allowed_statuses
         self.actual_status = actual_status
+
+
+# -- runtime (InvokeEndpoint) errors: the sagemaker-runtime service's names and status codes ----
+
+
+class RuntimeValidationError(ForgeMLError):
+    """InvokeEndpoint's ``ValidationError`` (the runtime names it without "Exception")."""
+
+    code = "ValidationError"
+    http_status = 400
+
+
+class ModelError(ForgeMLError):
+    """The model container answered with a non-2xx status: HTTP 424, with the container's answer."""
+
+    code = "ModelError"
+    http_status = 424
+
+    def __init__(self, message: str, original_status_code: int, original_message: str, log_stream_arn: str) -> None:
+        super().__init__(message)
+        self.original_status_code = original_status_code
+        self.original_message = original_message
+        self.log_stream_arn = log_stream_arn
+
+    def to_dict(self) -> dict[str, str]:
+        return {"__type": self.code, "message": self.message, "OriginalStatusCode": str(self.original_status_code),
+                "OriginalMessage": self.original_message, "LogStreamArn": self.log_stream_arn}
+
+
+class ModelNotReadyException(ForgeMLError):
+    code = "ModelNotReadyException"
+    http_status = 429
+
+
+class ServiceUnavailable(ForgeMLError):
+    code = "ServiceUnavailable"
+    http_status = 503

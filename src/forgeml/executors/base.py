@@ -13,10 +13,13 @@ from contextlib import AbstractContextManager
 
 TRAINING = "training"
 TUNING = "tuning"
+ENDPOINT = "endpoint"
+TRANSFORM = "transform"
 
 
 class Executor(ABC):
-    """``kind`` names what runs: a training job's runner or a tuning job's controller."""
+    """``kind`` names what runs: a training job's runner, a tuning job's controller, an endpoint's host
+    or a transform job's runner."""
 
     @abstractmethod
     def reserve(self, name: str, kind: str = TRAINING) -> AbstractContextManager[None]:

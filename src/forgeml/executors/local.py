@@ -20,14 +20,19 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from forgeml.executors import zygote
-from forgeml.executors.base import TRAINING, Executor
-from forgeml.store import training_jobs as training_repo
+from forgeml.executors.base import ENDPOINT, TRAINING, TRANSFORM, TUNING, Executor
+from forgeml.store import tables
 
 if TYPE_CHECKING:
     from forgeml.service.platform import Platform
 
 LOCK_FD_VARIABLE = "FORGEML_JOB_LOCK_FD"
+#: where each kind of runner records its process id
+RUNNER_TABLES = {TRAINING: tables.training_jobs, TUNING: tables.tuning_jobs, ENDPOINT: tables.endpoints,
+                 TRANSFORM: tables.transform_jobs}
 
 
 class LocalExecutor(Executor):
@@ -81,13 +86,10 @@ class LocalExecutor(Executor):
                 os.kill(pid, signal.SIGUSR1)
 
     def _runner_pid(self, name: str, kind: str) -> int | None:
-        if kind == TRAINING:
-            row = training_repo.get_job(self.platform.db, name)
-        else:
-            from forgeml.store import tuning_jobs as tuning_repo
-
-            row = tuning_repo.get_tuning_job(self.platform.db, name)
-        return int(row["runner_pid"]) if row and row.get("runner_pid") else None
+        table = RUNNER_TABLES[kind]
+        with self.platform.db.read() as conn:
+            pid = conn.execute(select(table.c.runner_pid).where(table.c.name == name)).scalar()
+        return int(pid) if pid else None
 
     def is_alive(self, name: str, kind: str = TRAINING) -> bool:
         if f"{kind}/{name}" in self._reserved:

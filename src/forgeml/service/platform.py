@@ -16,10 +16,15 @@ from forgeml.store import Database
 
 if TYPE_CHECKING:
     from forgeml.executors.base import Executor
+    from forgeml.service.alarms import AlarmService
+    from forgeml.service.autoscaling import AutoScalingService
     from forgeml.service.endpoint_configs import EndpointConfigService
+    from forgeml.service.endpoints import EndpointService
     from forgeml.service.logs import LogService
     from forgeml.service.models import ModelService
+    from forgeml.service.runtime import RuntimeService
     from forgeml.service.training_jobs import TrainingJobService
+    from forgeml.service.transform_jobs import TransformJobService
     from forgeml.service.tuning_jobs import TuningJobService
 
 _instances: dict[Config, Platform] = {}
@@ -71,6 +76,36 @@ class Platform:
         from forgeml.service.endpoint_configs import EndpointConfigService
 
         return EndpointConfigService(self)
+
+    @cached_property
+    def endpoints(self) -> EndpointService:
+        from forgeml.service.endpoints import EndpointService
+
+        return EndpointService(self)
+
+    @cached_property
+    def runtime(self) -> RuntimeService:
+        from forgeml.service.runtime import RuntimeService
+
+        return RuntimeService(self)
+
+    @cached_property
+    def transform_jobs(self) -> TransformJobService:
+        from forgeml.service.transform_jobs import TransformJobService
+
+        return TransformJobService(self)
+
+    @cached_property
+    def alarms(self) -> AlarmService:
+        from forgeml.service.alarms import AlarmService
+
+        return AlarmService(self)
+
+    @cached_property
+    def autoscaling(self) -> AutoScalingService:
+        from forgeml.service.autoscaling import AutoScalingService
+
+        return AutoScalingService(self)
 
     @cached_property
     def logs(self) -> LogService:

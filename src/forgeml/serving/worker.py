@@ -1,5 +1,8 @@
 """The model server worker: one instance of one production variant, like a SageMaker container.
 
+It serves one model: a single container (``--model-dir``), or an inference pipeline whose
+containers run in sequence (``--containers``, see ``forgeml.serving.pipeline``).
+
 ``WorkerApp`` is a raw ASGI callable (no framework routing: a request costs two dict lookups, one
 pass over the headers and the handler call) serving the container contract:
 
@@ -19,7 +22,10 @@ two threads in turn was measured a third slower per call on a 2-core machine. Ca
 so the model and user code need not be thread-safe.
 
 Run it as ``python -m forgeml.serving.worker --model-dir DIR [--algorithm NAME] --host H --port P``
-(``--port 0`` picks a free port). Its first stdout line is ``forgeml-worker listening on URL``,
+(``--port 0`` picks a free port), or with ``--containers FILE`` instead of ``--model-dir``: a JSON
+list of container specs (``ModelDir``, ``Algorithm``, ``Environment``, ``Hostname``, as
+``forgeml.serving.model_setup.ContainerSpec`` writes them), each container's Environment laid
+over the worker's own variables. Its first stdout line is ``forgeml-worker listening on URL``,
 printed once the model is loaded and the socket is accepting; a model that cannot load exits 1
 with the reason on stderr. SIGTERM (or SIGINT) stops accepting, lets in-flight requests finish
 (up to ``--graceful-timeout`` seconds, within SageMaker's 30 s before SIGKILL) and exits 0.
@@ -436,8 +442,9 @@ class WorkerProcess:
 
 
 def start_worker(
-    model_dir: Path,
+    model_dir: Path | None = None,
     *,
+    containers: Path | None = None,
     algorithm: str | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
@@ -447,9 +454,17 @@ def start_worker(
 ) -> WorkerProcess:
     """Start ``python -m forgeml.serving.worker`` and wait until it listens (or fails).
 
-    ``environment`` is the container's Environment, laid over this process's own variables.
+    It serves either ``model_dir`` (one container, ``algorithm`` naming a built-in one) or the
+    ``containers`` spec file of an inference pipeline, never both. ``environment`` is the
+    container's Environment (a pipeline's: the variables every container shares), laid over this
+    process's own variables.
     """
-    command = [sys.executable, "-m", "forgeml.serving.worker", "--model-dir", str(model_dir), "--host", host]
+    if (model_dir is None) == (containers is None):
+        raise ValueError("start_worker serves exactly one of model_dir (one container) and containers (a pipeline)")
+    if containers is not None and algorithm:
+        raise ValueError("algorithm goes with model_dir: each container of a pipeline names its own")
+    model = ["--model-dir", str(model_dir)] if model_dir is not None else ["--containers", str(containers)]
+    command = [sys.executable, "-m", "forgeml.serving.worker", *model, "--host", host]
     command += ["--port", str(port), *(["--algorithm", algorithm] if algorithm else []), *args]
     process = subprocess.Popen(
         command,
@@ -501,7 +516,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m forgeml.serving.worker",
         description="Serve one model over SageMaker's container contract (GET /ping, POST /invocations).",
     )
-    parser.add_argument("--model-dir", required=True, type=Path, help="the extracted model (SageMaker's /opt/ml/model)")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model-dir", type=Path, help="the extracted model (SageMaker's /opt/ml/model)")
+    model.add_argument(
+        "--containers", type=Path, help="an inference pipeline: a JSON list of container specs, served in sequence"
+    )
     parser.add_argument("--model-data", type=Path, help="a model.tar.gz to extract into --model-dir first")
     parser.add_argument("--algorithm", help="a built-in algorithm's registry name or image URI; omit for custom code")
     parser.add_argument("--host", default="127.0.0.1")
@@ -515,11 +534,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--graceful-timeout", type=int, default=25, help="seconds in-flight requests get after SIGTERM")
     parser.add_argument("--keep-alive-timeout", type=int, default=60, help="seconds an idle connection stays open")
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
-    return parser.parse_args(argv)
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop (as on SIGTERM) when the process that started this one is gone")
+    args = parser.parse_args(argv)
+    if args.containers is not None and (args.model_data is not None or args.algorithm):
+        parser.error("--model-data and --algorithm go with --model-dir; each of --containers names its own")
+    return args
+
+
+def _load_model(args: argparse.Namespace, environment: Mapping[str, str]) -> InferenceHandler:
+    """The handler for ``--model-dir``, or the pipeline of ``--containers``."""
+    if args.containers is None:
+        return load_handler(args.model_dir, algorithm=args.algorithm, environment=environment)
+    from forgeml.serving.pipeline import load_pipeline, read_container_specs
+
+    return load_pipeline(read_container_specs(args.containers), environment=environment)
+
+
+def exit_with_parent(poll: float = 1.0) -> None:
+    """SIGTERM this process once its parent is gone, so a killed endpoint host leaves no worker behind."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="forgeml-parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.exit_with_parent:
+        exit_with_parent()
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     environment = dict(os.environ)
     try:
@@ -532,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ModelLoadError(f"could not extract {args.model_data}: {exc}") from exc
         # whatever user code prints while loading goes to stderr: the listening line stays first
         with contextlib.redirect_stdout(sys.stderr):
-            handler = load_handler(args.model_dir, algorithm=args.algorithm, environment=environment)
+            handler = _load_model(args, environment)
         app = WorkerApp(
             handler,
             max_payload_bytes=payload_limit(environment),

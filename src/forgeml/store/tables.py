@@ -140,3 +140,94 @@ endpoint_configs = Table(
     Column("creation_time", Float, nullable=False, index=True),
     Column("request", JSON, nullable=False),
 )
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(32), nullable=False, index=True),
+    Column("config_name", String(63), nullable=False),
+    Column("creation_time", Float, nullable=False, index=True),
+    Column("last_modified_time", Float, nullable=False),
+    Column("failure_reason", Text),
+    Column("runner_pid", Integer),
+    # where the endpoint's router listens (set by its host process once serving)
+    Column("router_url", String(255)),
+    # ProductionVariantSummary / ShadowProductionVariantSummary lists, kept by the host
+    Column("variants", JSON),
+    Column("shadow_variants", JSON),
+    Column("capture_summary", JSON),
+    # UpdateEndpoint / UpdateEndpointWeightsAndCapacities waiting for the host to carry it out
+    Column("pending_update", JSON),
+    Column("last_deployment_config", JSON),
+    Column("delete_requested", Boolean, nullable=False, default=False),
+    # the CreateEndpoint request (Tags, DeploymentConfig)
+    Column("request", JSON, nullable=False),
+)
+
+transform_jobs = Table(
+    "transform_jobs",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(32), nullable=False, index=True),
+    Column("creation_time", Float, nullable=False, index=True),
+    Column("last_modified_time", Float, nullable=False),
+    Column("start_time", Float),
+    Column("end_time", Float),
+    Column("failure_reason", Text),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("runner_pid", Integer),
+    # the validated CreateTransformJob request, as DescribeTransformJob echoes it back
+    Column("request", JSON, nullable=False),
+)
+
+# CloudWatch metric alarms (PutMetricAlarm), read by endpoint hosts for automatic rollback
+metric_alarms = Table(
+    "metric_alarms",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("arn", String(512), nullable=False),
+    Column("creation_time", Float, nullable=False, index=True),
+    Column("state", String(32), nullable=False),
+    Column("state_reason", Text, nullable=False),
+    Column("state_updated", Float, nullable=False),
+    Column("request", JSON, nullable=False),
+)
+
+# Application Auto Scaling: scalable targets (one per endpoint variant) and their policies
+scalable_targets = Table(
+    "scalable_targets",
+    metadata,
+    Column("resource_id", String(1600), primary_key=True),
+    Column("scalable_dimension", String(128), primary_key=True),
+    Column("creation_time", Float, nullable=False),
+    Column("request", JSON, nullable=False),
+)
+
+scaling_policies = Table(
+    "scaling_policies",
+    metadata,
+    Column("resource_id", String(1600), primary_key=True),
+    Column("scalable_dimension", String(128), primary_key=True),
+    Column("policy_name", String(256), primary_key=True),
+    Column("arn", String(1600), nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Column("request", JSON, nullable=False),
+)
+
+scaling_activities = Table(
+    "scaling_activities",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("activity_id", String(64), nullable=False, unique=True),
+    Column("resource_id", String(1600), nullable=False),
+    Column("scalable_dimension", String(128), nullable=False),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float),
+    Column("status_code", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("cause", Text, nullable=False),
+    Index("ix_scaling_activities_resource", "resource_id", "id"),
+)

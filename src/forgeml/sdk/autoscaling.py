@@ -1,0 +1,54 @@
+"""An in-process client with boto3's Application Auto Scaling method names and shapes.
+
+``AutoScalingClient(platform).register_scalable_target(ServiceNamespace="sagemaker", ...)`` behaves like
+``boto3.client("application-autoscaling").register_scalable_target(...)`` for endpoint variants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forgeml.sdk.client import Paginator, _with_metadata
+from forgeml.service.platform import Platform
+
+
+class AutoScalingClient:
+    _PAGINATED = {
+        "describe_scalable_targets": "ScalableTargets",
+        "describe_scaling_policies": "ScalingPolicies",
+        "describe_scaling_activities": "ScalingActivities",
+    }
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def register_scalable_target(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.autoscaling.register_scalable_target(request))
+
+    def describe_scalable_targets(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.autoscaling.describe_scalable_targets(**params))
+
+    def deregister_scalable_target(self, **request: Any) -> dict[str, Any]:
+        self.platform.autoscaling.deregister_scalable_target(request)
+        return _with_metadata({})
+
+    def put_scaling_policy(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.autoscaling.put_scaling_policy(request))
+
+    def describe_scaling_policies(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.autoscaling.describe_scaling_policies(**params))
+
+    def delete_scaling_policy(self, **request: Any) -> dict[str, Any]:
+        self.platform.autoscaling.delete_scaling_policy(request)
+        return _with_metadata({})
+
+    def describe_scaling_activities(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.autoscaling.describe_scaling_activities(**params))
+
+    def can_paginate(self, operation_name: str) -> bool:
+        return operation_name in self._PAGINATED
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        if operation_name not in self._PAGINATED:
+            raise ValueError(f"operation {operation_name} cannot be paginated")
+        return Paginator(getattr(self, operation_name), self._PAGINATED[operation_name])

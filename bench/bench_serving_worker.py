@@ -179,8 +179,7 @@ async def connection(host: str, port: int, request: bytes, remaining: list[int],
         writer.close()
 
 
-async def load(host: str, port: int, body: bytes, total: int, concurrency: int) -> Cell:
-    request = request_bytes(port, body)
+async def load(host: str, port: int, request: bytes, total: int, concurrency: int) -> Cell:
     remaining = [total]
     latencies: list[float] = []
     started = time.perf_counter()
@@ -190,13 +189,14 @@ async def load(host: str, port: int, body: bytes, total: int, concurrency: int) 
     return Cell(quantiles[49] * 1e3, quantiles[98] * 1e3, len(latencies) / elapsed)
 
 
-def run_load(host: str, port: int, body: bytes, total: int, concurrency: int) -> Cell:
+def run_load(host: str, port: int, request: bytes, total: int, concurrency: int) -> Cell:
+    """Send ``total`` copies of a prepared HTTP request over ``concurrency`` connections."""
     try:
         import uvloop
 
-        return uvloop.run(load(host, port, body, total, concurrency))
+        return uvloop.run(load(host, port, request, total, concurrency))
     except ImportError:
-        return asyncio.run(load(host, port, body, total, concurrency))
+        return asyncio.run(load(host, port, request, total, concurrency))
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def bench_model(name: str, model_dir: Path, body: bytes) -> dict[int, tuple[Cell
     servers = {"ours": start(ours_cmd), "anchor": start(anchor_cmd)}
     try:
         for _, host, port in servers.values():
-            run_load(host, port, body, WARMUP, 1)
+            run_load(host, port, request_bytes(port, body), WARMUP, 1)
         results: dict[int, tuple[Cell, Cell]] = {}
         for concurrency in CONCURRENCY:
             best: dict[str, Cell] = {}
@@ -216,7 +216,7 @@ def bench_model(name: str, model_dir: Path, body: bytes) -> dict[int, tuple[Cell
                 order = ("ours", "anchor") if round_index % 2 == 0 else ("anchor", "ours")
                 for key in order:
                     _, host, port = servers[key]
-                    cell = run_load(host, port, body, REQUESTS, concurrency)
+                    cell = run_load(host, port, request_bytes(port, body), REQUESTS, concurrency)
                     if key not in best or cell.rps > best[key].rps:
                         best[key] = cell
             results[concurrency] = (best["ours"], best["anchor"])

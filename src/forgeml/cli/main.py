@@ -1,4 +1,4 @@
-"""``forgeml`` commands: train, jobs, info, demo."""
+"""``forgeml`` commands: train, jobs, tuning, deploy, endpoints, transform, info, demo."""
 
 from __future__ import annotations
 
@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--format", choices=["html", "png"], default="html")
     plot.add_argument("--output-prefix")
     tuning.set_defaults(func=cmd_tuning)
+
+    from forgeml.cli.endpoints import add_parsers as add_endpoint_parsers
+
+    add_endpoint_parsers(sub)
 
     info = sub.add_parser("info", help="where forgeml keeps its state")
     info.set_defaults(func=cmd_info)

@@ -20,18 +20,36 @@ FEATURES = 4
 WEIGHTS = np.array([1.0, -2.0, 0.5, 0.0])
 
 
-def _train(root: Path, algorithm: str, hyperparameters: dict[str, str]) -> Path:
-    from forgeml.algorithms.harness import ChannelData, train_builtin
+def write_training_data(folder: Path, algorithm: str) -> Path:
+    """A small training channel in a format the algorithm reads (labels follow a linear rule)."""
+    from forgeml.amazon.common import write_numpy_to_dense_tensor
     from forgeml.data.csv_format import write_csv
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(300, FEATURES)).astype(np.float32)
     labels = (features @ WEIGHTS > 0).astype(np.float32)
-    (root / "train").mkdir(parents=True, exist_ok=True)
-    write_csv(root / "train" / "data.csv", features, labels)
+    folder.mkdir(parents=True, exist_ok=True)
+    if algorithm == "ipinsights":
+        lines = [f"user{int(u)}, 10.0.{int(u)}.{int(h)}\n" for u, h in zip(rng.integers(0, 20, 600), rng.integers(0, 256, 600),
+                                                                        strict=True)]
+        (folder / "events.csv").write_text("".join(lines))
+    elif algorithm == "factorization-machines":
+        with open(folder / "part-0.pbr", "wb") as handle:
+            write_numpy_to_dense_tensor(handle, features, labels)
+    else:
+        write_csv(folder / "data.csv", features, None if algorithm in ("pca", "randomcutforest") else labels)
+    return folder
+
+
+def train_tarball(root: Path, algorithm: str, hyperparameters: dict[str, str]) -> Path:
+    """Train a tiny model in process and pack it as SageMaker's model.tar.gz."""
+    from forgeml.algorithms.harness import ChannelData, train_builtin
+
     model_dir = root / "model"
-    train_builtin(algorithm, hyperparameters, {"train": ChannelData(root / "train", "text/csv")}, model_dir,
-                  root / "output", stream=io.StringIO())
+    content_type = {"factorization-machines": "application/x-recordio-protobuf", "pca": "text/csv;label_size=0",
+                    "randomcutforest": "text/csv;label_size=0"}.get(algorithm, "text/csv")
+    channel = ChannelData(write_training_data(root / "train", algorithm), content_type)
+    train_builtin(algorithm, hyperparameters, {"train": channel}, model_dir, root / "output", stream=io.StringIO())
     archive = root / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(model_dir.iterdir()):
@@ -41,8 +59,8 @@ def _train(root: Path, algorithm: str, hyperparameters: dict[str, str]) -> Path:
 
 @pytest.fixture(scope="session")
 def linear_learner_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train(tmp_path_factory.mktemp("ll"), "linear-learner",
-                  {"predictor_type": "binary_classifier", "feature_dim": str(FEATURES), "epochs": "3"})
+    return train_tarball(tmp_path_factory.mktemp("ll"), "linear-learner",
+                         {"predictor_type": "binary_classifier", "feature_dim": str(FEATURES), "epochs": "3"})
 
 
 @pytest.fixture
@@ -112,3 +130,9 @@ def wait_for() -> Callable[..., Any]:
             time.sleep(0.05)
 
     return wait
+
+
+@pytest.fixture
+def train_model() -> Callable[[Path, str, dict[str, str]], Path]:
+    """train_model(folder, algorithm, hyperparameters) -> a model.tar.gz trained on FEATURES columns."""
+    return train_tarball

@@ -419,8 +419,9 @@ class EndpointHost:
                 if not dead:
                     continue
                 for instance in dead:
-                    log.warning("instance %s of variant %s exited (status %s); replacing it", instance.instance_id,
-                                fleet.name, instance.process.process.poll())
+                    log.warning("instance %s of variant %s exited (status %s); replacing it. Its last output:\n%s",
+                                instance.instance_id, fleet.name, instance.process.process.poll(),
+                                "\n".join(list(instance.process.output)[-20:]))
                 self._publish()
                 self._close_pools(dead)
                 try:

@@ -216,12 +216,14 @@ class _Connection(asyncio.Protocol):
         waiter: asyncio.Future[UpstreamResponse] = self._loop.create_future()
         self.waiter = waiter
         transport = self.transport
+        if transport is None:  # only a connected protocol reaches the pool; kept for the type checker
+            self._fail(UpstreamClosed(f"{self.url}: the connection is not open"))
+            return waiter
         try:
-            assert transport is not None
             transport.write(head)
             if tail is not None:
                 transport.write(tail)
-        except (RuntimeError, OSError, AssertionError) as exc:  # uvloop refuses writes on a closed handle
+        except (RuntimeError, OSError) as exc:  # uvloop refuses writes on a closed handle
             self._fail(UpstreamClosed(f"{self.url} closed the connection before answering ({exc})"))
         return waiter
 

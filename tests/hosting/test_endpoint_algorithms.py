@@ -1,0 +1,98 @@
+"""Deploy -> invoke -> delete for every tabular built-in algorithm and for custom inference code."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROW = "0.5,1.2,-0.3,2.0"
+JSON_ROW = '{"instances": [{"features": [0.5, 1.2, -0.3, 2.0]}]}'
+FEATURES = 4  # the training data of the train_model fixture
+
+# algorithm -> (hyperparameters, request body, check on the JSON answer's first prediction)
+CASES: dict[str, tuple[dict[str, str], str, Callable[[dict[str, Any]], bool]]] = {
+    "linear-learner": ({"predictor_type": "binary_classifier", "feature_dim": str(FEATURES), "epochs": "2"}, ROW,
+                       lambda p: p["predicted_label"] in (0, 1)),
+    "xgboost": ({"num_round": "5", "objective": "binary:logistic"}, ROW, lambda p: 0.0 <= float(p["score"]) <= 1.0),
+    "kmeans": ({"k": "3", "feature_dim": str(FEATURES)}, ROW, lambda p: p["closest_cluster"] in (0, 1, 2)),
+    "pca": ({"feature_dim": str(FEATURES), "num_components": "2", "mini_batch_size": "100"}, ROW,
+            lambda p: len(p["projection"]) == 2),
+    "knn": ({"feature_dim": str(FEATURES), "k": "3", "predictor_type": "classifier", "sample_size": "300"}, ROW,
+            lambda p: p["predicted_label"] in (0.0, 1.0)),
+    "factorization-machines": ({"feature_dim": str(FEATURES), "num_factors": "2", "predictor_type": "binary_classifier",
+                                "epochs": "2"}, JSON_ROW, lambda p: p["predicted_label"] in (0.0, 1.0)),
+    "randomcutforest": ({"feature_dim": str(FEATURES), "num_trees": "50", "num_samples_per_tree": "64"}, ROW,
+                        lambda p: p["score"] >= 0.0),
+    "ipinsights": ({"num_entity_vectors": "40", "vector_dim": "4", "epochs": "1", "mini_batch_size": "100"},
+                   "user3, 10.0.3.7", lambda p: isinstance(p["dot_product"], float)),
+}
+
+
+def deploy_and_invoke(platform: Any, wait_for: Callable[..., Any], model: str, body: str) -> dict[str, Any]:
+    platform.endpoint_configs.create_endpoint_config({"EndpointConfigName": model, "ProductionVariants": [
+        {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]})
+    platform.endpoints.create_endpoint({"EndpointName": model, "EndpointConfigName": model})
+
+    def ready() -> bool:
+        described = platform.endpoints.describe_endpoint(model)
+        assert described["EndpointStatus"] != "Failed", described.get("FailureReason")
+        return bool(described["EndpointStatus"] == "InService")
+
+    wait_for(ready, 60, f"{model} InService")
+    content_type = "application/json" if body.startswith("{") else "text/csv"
+    answer = platform.runtime.invoke_endpoint(EndpointName=model, Body=body, ContentType=content_type,
+                                              Accept="application/json")
+    platform.endpoints.delete_endpoint(model)
+    wait_for(lambda: not platform.endpoints.exists(model), 20, f"{model} deleted")
+    return {"content_type": answer["ContentType"], "body": json.loads(answer["Body"].read())}
+
+
+@pytest.mark.parametrize("algorithm", sorted(CASES))
+def test_each_builtin_algorithm_serves(algorithm: str, platform: Any, make_model: Callable[..., str],
+                                       wait_for: Callable[..., Any], train_model: Callable[..., Path],
+                                       tmp_path: Path) -> None:
+    from forgeml.sdk.image_uris import retrieve
+
+    hyperparameters, body, check = CASES[algorithm]
+    tarball = train_model(tmp_path, algorithm, hyperparameters)
+    model = make_model(algorithm.replace("randomcutforest", "rcf"), tarball=tarball, image=retrieve(algorithm))
+    answer = deploy_and_invoke(platform, wait_for, model, body)
+    assert answer["content_type"].startswith("application/json")
+    records = next(v for k, v in answer["body"].items() if k in ("predictions", "scores", "projections"))
+    first = records[0]
+    assert check(first), first
+
+
+def test_custom_inference_code_serves(platform: Any, make_model: Callable[..., str], wait_for: Callable[..., Any],
+                                      tmp_path: Path) -> None:
+    code = tmp_path / "custom" / "code"
+    code.mkdir(parents=True)
+    (code / "inference.py").write_text(textwrap.dedent("""
+        import json
+
+        def model_fn(model_dir):
+            return {"scale": 2.0}
+
+        def input_fn(body, content_type):
+            text = body.decode() if isinstance(body, bytes) else body
+            return [float(v) for v in text.split(",")]
+
+        def predict_fn(values, model):
+            return [v * model["scale"] for v in values]
+
+        def output_fn(prediction, accept):
+            return json.dumps({"doubled": prediction}), "application/json"
+    """))
+    archive = tmp_path / "custom.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(code, arcname="code")
+    make_model("custom", tarball=archive, image="forgeml/script-mode:latest",
+               environment={"SAGEMAKER_PROGRAM": "inference.py"})
+    answer = deploy_and_invoke(platform, wait_for, "custom", "1,2.5")
+    assert answer["body"] == {"doubled": [2.0, 5.0]}

@@ -1,0 +1,5 @@
+"""sagemaker.transformer's names."""
+
+from forgeml.sdk.transformer import Transformer
+
+__all__ = ["Transformer"]

@@ -19,6 +19,39 @@ def forgeml_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.delenv("FORGEML_S3_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("FORGEML_STOP_GRACE_SECONDS", "2")
     yield home
+    if (home / "endpoint").exists():  # endpoints run in their own processes: none may outlive its test
+        delete_endpoints(home)
+
+
+def delete_endpoints(home: Path, timeout: float = 15.0) -> None:
+    """Delete every endpoint under ``home``; kill the host of any that is not gone within ``timeout``."""
+    import os
+    import signal
+    import time
+
+    from forgeml.config import Config
+    from forgeml.errors import ValidationException
+    from forgeml.service.platform import Platform
+    from forgeml.store import endpoints as repo
+
+    platform = Platform.get(Config.from_env(home))
+    names = [e["EndpointName"] for e in platform.endpoints.list_endpoints(MaxResults=100)["Endpoints"]]
+    for name in names:
+        try:
+            platform.endpoints.delete_endpoint(name)
+        except ValidationException:
+            continue
+    deadline = time.monotonic() + timeout
+    while names and time.monotonic() < deadline:
+        names = [n for n in names if platform.endpoints.exists(n)]
+        time.sleep(0.05)
+    for name in names:
+        row = repo.get_endpoint(platform.db, name)
+        if row and row["runner_pid"]:
+            try:
+                os.killpg(row["runner_pid"], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
-"""Fixtures for endpoint tests: a trained Linear Learner artifact, models in the store, and cleanup
-that deletes every endpoint a test left behind (so no host or worker process outlives its test)."""
+"""Fixtures for endpoint tests: trained model artifacts, models in the store, waiting.
+
+The root conftest's ``forgeml_home`` deletes every endpoint a test left behind, so no host or
+worker process outlives its test."""
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import signal
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,35 +63,11 @@ def linear_learner_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def platform(forgeml_home: Path) -> Iterator[Any]:
+def platform(forgeml_home: Path) -> Any:
+    """The platform on the test's FORGEML_HOME (whose teardown deletes the endpoints a test left)."""
     from forgeml.service.platform import Platform
 
-    instance = Platform.get()
-    yield instance
-    _delete_all_endpoints(instance)
-
-
-def _delete_all_endpoints(platform: Any) -> None:
-    """Delete what a test left; kill hosts that do not go within a few seconds."""
-    from forgeml.errors import ValidationException
-
-    names = [e["EndpointName"] for e in platform.endpoints.list_endpoints(MaxResults=100)["Endpoints"]]
-    for name in names:
-        try:
-            platform.endpoints.delete_endpoint(name)
-        except ValidationException:
-            continue
-    deadline = time.monotonic() + 15
-    while names and time.monotonic() < deadline:
-        names = [n for n in names if platform.endpoints.exists(n)]
-        time.sleep(0.05)
-    from forgeml.store import endpoints as repo
-
-    for name in names:
-        row = repo.get_endpoint(platform.db, name)
-        if row and row["runner_pid"]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(row["runner_pid"], signal.SIGKILL)
+    return Platform.get()
 
 
 @pytest.fixture

@@ -42,6 +42,8 @@ class SageMakerClient:
         "list_training_jobs_for_hyper_parameter_tuning_job": "TrainingJobSummaries",
         "list_models": "Models",
         "list_endpoint_configs": "EndpointConfigs",
+        "list_endpoints": "Endpoints",
+        "list_transform_jobs": "TransformJobSummaries",
     }
 
     def __init__(self, platform: Platform) -> None:
@@ -102,6 +104,40 @@ class SageMakerClient:
         self.platform.endpoint_configs.delete_endpoint_config(EndpointConfigName)
         return _with_metadata({})
 
+    # -- endpoints ---------------------------------------------------------------------------
+    def create_endpoint(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.endpoints.create_endpoint(request))
+
+    def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:  # noqa: N803
+        return _with_metadata(self.platform.endpoints.describe_endpoint(EndpointName))
+
+    def list_endpoints(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.endpoints.list_endpoints(**params))
+
+    def delete_endpoint(self, *, EndpointName: str) -> dict[str, Any]:  # noqa: N803
+        self.platform.endpoints.delete_endpoint(EndpointName)
+        return _with_metadata({})
+
+    def update_endpoint(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.endpoints.update_endpoint(request))
+
+    def update_endpoint_weights_and_capacities(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.endpoints.update_endpoint_weights_and_capacities(request))
+
+    # -- transform jobs ----------------------------------------------------------------------
+    def create_transform_job(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.transform_jobs.create_transform_job(request))
+
+    def describe_transform_job(self, *, TransformJobName: str) -> dict[str, Any]:  # noqa: N803
+        return _with_metadata(self.platform.transform_jobs.describe_transform_job(TransformJobName))
+
+    def list_transform_jobs(self, **params: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.transform_jobs.list_transform_jobs(**params))
+
+    def stop_transform_job(self, *, TransformJobName: str) -> dict[str, Any]:  # noqa: N803
+        self.platform.transform_jobs.stop_transform_job(TransformJobName)
+        return _with_metadata({})
+
     def can_paginate(self, operation_name: str) -> bool:
         return operation_name in self._PAGINATED
 
@@ -135,3 +171,20 @@ class LogsClient:
                        for e in events],
             "nextForwardToken": token, "nextBackwardToken": f"b/{after}",
         })
+
+
+class RuntimeClient:
+    """boto3's ``sagemaker-runtime`` client: ``invoke_endpoint`` against this platform's endpoints.
+
+    Errors are forgeml's runtime errors (``ModelError``, ``RuntimeValidationError`` ...), which carry
+    the sagemaker-runtime error codes in ``code``.
+    """
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
+        response = self.platform.runtime.invoke_endpoint(**request)
+        if "ResponseMetadata" not in response:
+            response = _with_metadata(response)
+        return response

@@ -1,25 +1,33 @@
-"""``Estimator``: configure a training job, ``fit`` it, read its results (sagemaker v2's API).
+"""``Estimator``: configure a training job, ``fit`` it, read its results, deploy them (sagemaker v2's API).
 
 One class covers a built-in algorithm (``image_uri`` from ``image_uris.retrieve``), script mode
 (``entry_point`` + ``source_dir``, like the framework estimators) and a plain command
-(``container_entry_point``).
+(``container_entry_point``). ``deploy`` and ``transformer`` serve the trained model: a built-in
+algorithm's artifact with its image, a script-mode job's artifact with the training code as the
+inference program (its ``model_fn``/``predict_fn``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tarfile
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ValidationException
 from forgeml.sdk.inputs import TrainingInput
+from forgeml.sdk.model import SCRIPT_MODE_IMAGE, Model, PredictorFactory, package_source
 from forgeml.sdk.session import Session, get_execution_role
 from forgeml.service.names import base_name_from_image, name_from_base
 
-SCRIPT_MODE_IMAGE = "forgeml/script-mode:latest"
+if TYPE_CHECKING:
+    from forgeml.sdk.deserializers import BaseDeserializer
+    from forgeml.sdk.model_monitor import DataCaptureConfig
+    from forgeml.sdk.predictor import Predictor
+    from forgeml.sdk.serializers import BaseSerializer
+    from forgeml.sdk.transformer import Transformer
+
+__all__ = ["SCRIPT_MODE_IMAGE", "Estimator", "TrainingJob"]
 
 # sagemaker Estimator arguments about AWS infrastructure (networking, encryption, spot capacity,
 # debugging services): accepted so notebooks run unchanged, and without effect on one machine.
@@ -124,11 +132,13 @@ class Estimator:
         return {k: json.dumps(v) if isinstance(v, list | dict) else str(v) for k, v in values.items()}
 
     # -- the job ----------------------------------------------------------------------------------
+    def _base_name(self) -> str:
+        return self.base_job_name or base_name_from_image(self.image_uri or "forgeml-script")
+
     def _job_name(self, job_name: str | None) -> str:
         if job_name:
             return job_name
-        base = self.base_job_name or base_name_from_image(self.image_uri or "forgeml-script")
-        return name_from_base(base)
+        return name_from_base(self._base_name())
 
     def _channels(self, inputs: Any) -> list[dict[str, Any]]:
         if inputs is None:
@@ -155,26 +165,7 @@ class Estimator:
         assert self.entry_point is not None
         bucket_uri = self.code_location or f"s3://{self.sagemaker_session.default_bucket()}"
         uri = f"{bucket_uri.rstrip('/')}/{job_name}/source/sourcedir.tar.gz"
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "sourcedir.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                if self.source_dir:
-                    source = Path(self.source_dir)
-                    if not (source / self.entry_point).exists():
-                        raise ValidationException(f"entry_point '{self.entry_point}' is not in source_dir '{self.source_dir}'")
-                    for path in sorted(source.rglob("*")):
-                        if "__pycache__" not in path.parts:
-                            tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
-                else:
-                    entry = Path(self.entry_point)
-                    if not entry.exists():
-                        raise ValidationException(f"entry_point '{self.entry_point}' does not exist")
-                    tar.add(entry, arcname=entry.name)
-                for dependency in self.dependencies:
-                    dep = Path(dependency)
-                    tar.add(dep, arcname=dep.name)
-            self.sagemaker_session.platform.artifacts.put_file(archive, uri)
-        return uri
+        return package_source(self.sagemaker_session, uri, self.entry_point, self.source_dir, self.dependencies)
 
     def training_request(self, inputs: Any = None, job_name: str | None = None) -> dict[str, Any]:
         """The CreateTrainingJob request ``fit`` sends (useful to inspect or to send yourself)."""
@@ -245,6 +236,101 @@ class Estimator:
     @property
     def training_job_name(self) -> str | None:
         return self._current_job_name
+
+    # -- hosting ----------------------------------------------------------------------------------
+    def _training_code_env(self) -> dict[str, str]:
+        """A script-mode job's code as the inference program: its entry point in its submit directory."""
+        hyperparameters = self._require_job().describe().get("HyperParameters", {})
+        program, directory = hyperparameters.get("sagemaker_program"), hyperparameters.get("sagemaker_submit_directory")
+        if not program or not directory:
+            return {}
+        return {"SAGEMAKER_PROGRAM": json.loads(program), "SAGEMAKER_SUBMIT_DIRECTORY": json.loads(directory),
+                "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": self.sagemaker_session.boto_region_name}
+
+    def create_model(self, role: str | None = None, image_uri: str | None = None,
+                     predictor_cls: PredictorFactory | None = None, entry_point: str | None = None,
+                     source_dir: str | None = None, dependencies: list[str] | None = None,
+                     env: dict[str, str] | None = None, name: str | None = None, **platform_only: Any) -> Model:
+        """A Model of the trained artifact, served by the training image.
+
+        Script mode serves the training code: ``SAGEMAKER_PROGRAM`` is the entry point and
+        ``SAGEMAKER_SUBMIT_DIRECTORY`` the code the job ran. ``entry_point`` alone names another
+        program in that code; ``source_dir`` (local) uploads other code instead.
+        """
+        model_data = self.model_data
+        environment = dict(env or {})
+        trained = self._training_code_env() if source_dir is None else {}
+        if trained and entry_point is None:
+            environment.update(trained)
+        elif trained:
+            source_dir = trained["SAGEMAKER_SUBMIT_DIRECTORY"]
+        image = image_uri or self.image_uri or (SCRIPT_MODE_IMAGE if trained or entry_point else None)
+        return Model(image, model_data, role or self.role, predictor_cls=predictor_cls, env=environment, name=name,
+                     sagemaker_session=self.sagemaker_session, entry_point=entry_point, source_dir=source_dir,
+                     code_location=self.code_location, dependencies=dependencies, **platform_only)
+
+    def deploy(
+        self,
+        initial_instance_count: int | None = None,
+        instance_type: str | None = None,
+        serializer: BaseSerializer | None = None,
+        deserializer: BaseDeserializer | None = None,
+        accelerator_type: str | None = None,
+        endpoint_name: str | None = None,
+        wait: bool = True,
+        model_name: str | None = None,
+        kms_key: str | None = None,
+        data_capture_config: DataCaptureConfig | None = None,
+        tags: list[dict[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> Predictor:
+        """Create a model of the trained artifact and an endpoint for it; the endpoint's Predictor.
+
+        The model, the endpoint config and the endpoint share one name, ``<base job name>-<timestamp>``;
+        ``kwargs`` go to ``create_model``.
+        """
+        self._require_job()
+        default_name = name_from_base(self._base_name())
+        model = self.create_model(**kwargs)
+        model.name = model_name or default_name
+        return model.deploy(
+            initial_instance_count=initial_instance_count, instance_type=instance_type, serializer=serializer,
+            deserializer=deserializer, accelerator_type=accelerator_type, endpoint_name=endpoint_name or default_name,
+            tags=tags or self.tags, kms_key=kms_key, wait=wait, data_capture_config=data_capture_config,
+        )
+
+    def transformer(
+        self,
+        instance_count: int,
+        instance_type: str,
+        strategy: str | None = None,
+        assemble_with: str | None = None,
+        output_path: str | None = None,
+        output_kms_key: str | None = None,
+        accept: str | None = None,
+        env: dict[str, str] | None = None,
+        max_concurrent_transforms: int | None = None,
+        max_payload: int | None = None,
+        tags: list[dict[str, str]] | None = None,
+        role: str | None = None,
+        volume_kms_key: str | None = None,
+        model_name: str | None = None,
+        **platform_only: Any,
+    ) -> Transformer:
+        """Create a model of the trained artifact and return a Transformer for batch transform on it."""
+        from forgeml.sdk.transformer import Transformer
+
+        tags = tags or self.tags
+        model = self.create_model(role=role)
+        model.name = model_name or name_from_base(self._base_name())
+        model.create(instance_type=instance_type, tags=tags)
+        return Transformer(
+            model.name, instance_count, instance_type, strategy=strategy, assemble_with=assemble_with,
+            output_path=output_path, output_kms_key=output_kms_key, accept=accept,
+            max_concurrent_transforms=max_concurrent_transforms, max_payload=max_payload, tags=tags, env=env,
+            base_transform_job_name=self._base_name(), sagemaker_session=self.sagemaker_session,
+            volume_kms_key=volume_kms_key,
+        )
 
     @classmethod
     def attach(cls, training_job_name: str, sagemaker_session: Session | None = None) -> Estimator:

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from forgeml.config import Config
-from forgeml.errors import UnexpectedStatusException
-from forgeml.sdk.client import LogsClient, SageMakerClient
+from forgeml.errors import ResourceInUse, UnexpectedStatusException, ValidationException
+from forgeml.sdk.client import LogsClient, RuntimeClient, SageMakerClient
 from forgeml.service.platform import Platform
 from forgeml.storage.uri import parse_s3_uri
 
+if TYPE_CHECKING:
+    from forgeml.sdk.autoscaling import AutoScalingClient
+    from forgeml.sdk.cloudwatch import CloudWatchClient
+
+log = logging.getLogger("forgeml")
+
 TERMINAL = ("Completed", "Failed", "Stopped")
 TROUBLESHOOTING = "Check the job's log (forgeml jobs logs <name>) for the full error."
+#: what the SDK prints for an endpoint at each poll while it waits (``-----!``)
+ENDPOINT_STATUS_CHARACTERS = {"OutOfService": "x", "Creating": "-", "Updating": "-", "SystemUpdating": "-",
+                              "InService": "!", "RollingBack": "<", "Deleting": "o", "Failed": "*",
+                              "UpdateRollbackFailed": "*"}
+#: statuses an endpoint leaves by itself; a wait goes on through them
+ENDPOINT_IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 
 
 def get_execution_role(sagemaker_session: Session | None = None) -> str:
@@ -38,6 +53,22 @@ class Session:
         self.poll_interval = poll_interval
         self.sagemaker_client = SageMakerClient(self.platform)
         self.logs_client = LogsClient(self.platform)
+
+    @cached_property
+    def sagemaker_runtime_client(self) -> RuntimeClient:
+        return RuntimeClient(self.platform)
+
+    @cached_property
+    def cloudwatch_client(self) -> CloudWatchClient:
+        from forgeml.sdk.cloudwatch import CloudWatchClient
+
+        return CloudWatchClient(self.platform)
+
+    @cached_property
+    def autoscaling_client(self) -> AutoScalingClient:
+        from forgeml.sdk.autoscaling import AutoScalingClient
+
+        return AutoScalingClient(self.platform)
 
     @property
     def boto_region_name(self) -> str:
@@ -132,6 +163,226 @@ class Session:
                 return description
             out.flush()
             time.sleep(poll or self.poll_interval)
+
+    # -- models -----------------------------------------------------------------------------------
+    def create_model(self, name: str, role: str | None = None,
+                     container_defs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+                     vpc_config: dict[str, Any] | None = None, enable_network_isolation: bool = False,
+                     primary_container: dict[str, Any] | None = None, tags: list[dict[str, str]] | None = None,
+                     inference_execution_config: dict[str, str] | None = None) -> str:
+        """CreateModel from one container definition (a dict) or an inference pipeline (a list).
+
+        As the SDK does, a model that already exists under ``name`` is used as it is.
+        """
+        request: dict[str, Any] = {"ModelName": name}
+        containers = container_defs if container_defs is not None else primary_container
+        if isinstance(containers, dict):
+            request["PrimaryContainer"] = containers
+        elif containers is not None:
+            request["Containers"] = list(containers)
+            if inference_execution_config is not None:
+                request["InferenceExecutionConfig"] = inference_execution_config
+        if role:
+            request["ExecutionRoleArn"] = role
+        if vpc_config:
+            request["VpcConfig"] = vpc_config
+        if enable_network_isolation:
+            request["EnableNetworkIsolation"] = True
+        if tags:
+            request["Tags"] = tags
+        log.info("Creating model with name: %s", name)
+        try:
+            self.sagemaker_client.create_model(**request)
+        except ResourceInUse as exc:
+            if "Cannot create already existing model" not in exc.message:
+                raise
+            log.warning("Using already existing model: %s", name)
+        return name
+
+    def describe_model(self, name: str) -> dict[str, Any]:
+        return self.sagemaker_client.describe_model(ModelName=name)
+
+    def delete_model(self, model_name: str) -> None:
+        log.info("Deleting model with name: %s", model_name)
+        self.sagemaker_client.delete_model(ModelName=model_name)
+
+    # -- endpoint configs -------------------------------------------------------------------------
+    def create_endpoint_config(self, name: str, model_name: str, initial_instance_count: int, instance_type: str,
+                               accelerator_type: str | None = None, tags: list[dict[str, str]] | None = None,
+                               kms_key: str | None = None, data_capture_config_dict: dict[str, Any] | None = None,
+                               volume_size: int | None = None) -> str:
+        """An endpoint config of one ``AllTraffic`` variant serving ``model_name``."""
+        variant = production_variant(model_name, instance_type, initial_instance_count,
+                                     accelerator_type=accelerator_type, volume_size=volume_size)
+        request: dict[str, Any] = {"EndpointConfigName": name, "ProductionVariants": [variant]}
+        if tags:
+            request["Tags"] = tags
+        if kms_key:
+            request["KmsKeyId"] = kms_key
+        if data_capture_config_dict is not None:
+            request["DataCaptureConfig"] = data_capture_config_dict
+        log.info("Creating endpoint-config with name %s", name)
+        self.sagemaker_client.create_endpoint_config(**request)
+        return name
+
+    def create_endpoint_config_from_existing(self, existing_config_name: str, new_config_name: str,
+                                             new_tags: list[dict[str, str]] | None = None,
+                                             new_kms_key: str | None = None,
+                                             new_data_capture_config_dict: dict[str, Any] | None = None,
+                                             new_production_variants: list[dict[str, Any]] | None = None) -> str:
+        """A copy of an endpoint config with the given members replaced (what Predictor updates build on)."""
+        existing = self.describe_endpoint_config(existing_config_name)
+        request: dict[str, Any] = {"EndpointConfigName": new_config_name,
+                                   "ProductionVariants": new_production_variants or existing["ProductionVariants"]}
+        for key, new_value in (("Tags", new_tags), ("KmsKeyId", new_kms_key),
+                               ("DataCaptureConfig", new_data_capture_config_dict)):
+            value = new_value if new_value is not None else existing.get(key)
+            if value:
+                request[key] = value
+        for key in ("ShadowProductionVariants", "AsyncInferenceConfig", "ExplainerConfig", "ExecutionRoleArn"):
+            if existing.get(key) is not None:
+                request[key] = existing[key]
+        log.info("Creating endpoint-config with name %s", new_config_name)
+        self.sagemaker_client.create_endpoint_config(**request)
+        return new_config_name
+
+    def describe_endpoint_config(self, name: str) -> dict[str, Any]:
+        return self.sagemaker_client.describe_endpoint_config(EndpointConfigName=name)
+
+    def delete_endpoint_config(self, endpoint_config_name: str) -> None:
+        log.info("Deleting endpoint configuration with name: %s", endpoint_config_name)
+        self.sagemaker_client.delete_endpoint_config(EndpointConfigName=endpoint_config_name)
+
+    # -- endpoints --------------------------------------------------------------------------------
+    def create_endpoint(self, endpoint_name: str, config_name: str, tags: list[dict[str, str]] | None = None,
+                        wait: bool = True) -> str:
+        log.info("Creating endpoint with name %s", endpoint_name)
+        request: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": config_name}
+        if tags:
+            request["Tags"] = tags
+        self.sagemaker_client.create_endpoint(**request)
+        if wait:
+            self.wait_for_endpoint(endpoint_name)
+        return endpoint_name
+
+    def endpoint_from_production_variants(self, name: str, production_variants: list[dict[str, Any]],
+                                          tags: list[dict[str, str]] | None = None, kms_key: str | None = None,
+                                          wait: bool = True, data_capture_config_dict: dict[str, Any] | None = None
+                                          ) -> str:
+        """An endpoint config and an endpoint, both called ``name``, as ``deploy`` creates them."""
+        request: dict[str, Any] = {"EndpointConfigName": name, "ProductionVariants": production_variants}
+        if tags:
+            request["Tags"] = tags
+        if kms_key and any("InstanceType" in variant for variant in production_variants):
+            request["KmsKeyId"] = kms_key
+        if data_capture_config_dict is not None:
+            request["DataCaptureConfig"] = data_capture_config_dict
+        log.info("Creating endpoint-config with name %s", name)
+        self.sagemaker_client.create_endpoint_config(**request)
+        return self.create_endpoint(endpoint_name=name, config_name=name, tags=tags, wait=wait)
+
+    def update_endpoint(self, endpoint_name: str, endpoint_config_name: str, wait: bool = True) -> str:
+        """Move the endpoint to another config; with ``wait``, a rolled-back update raises.
+
+        (SageMaker leaves a failed update's endpoint InService with a FailureReason and the SDK
+        returns quietly; forgeml tells the caller that nothing changed.)
+        """
+        try:
+            self.describe_endpoint(endpoint_name)
+        except ValidationException:
+            raise ValueError(f"Endpoint with name '{endpoint_name}' does not exist; "
+                             "please use an existing endpoint name") from None
+        self.sagemaker_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=endpoint_config_name)
+        if wait:
+            description = self.wait_for_endpoint(endpoint_name)
+            if description.get("FailureReason"):
+                raise UnexpectedStatusException(
+                    f"Error updating endpoint {endpoint_name}: the update to {endpoint_config_name} was rolled back. "
+                    f"Reason: {description['FailureReason']}.",
+                    allowed_statuses=["InService"], actual_status="RollingBack")
+        return endpoint_name
+
+    def describe_endpoint(self, endpoint_name: str) -> dict[str, Any]:
+        return self.sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+
+    def wait_for_endpoint(self, endpoint: str, poll: float | None = None, stream: TextIO | None = None
+                          ) -> dict[str, Any]:
+        """Wait until the endpoint settles, printing a status character as the SDK does (``---!``).
+
+        The status is read every ``poll_interval``; a character is printed every ``poll`` seconds
+        (default five poll intervals) and whenever the status changes, so even a quick RollingBack shows.
+        Raises UnexpectedStatusException unless the endpoint ends InService.
+        """
+        out = stream or sys.stdout
+        every = poll if poll is not None else self.poll_interval * 5
+        shown: tuple[str, float] | None = None
+        while True:
+            description = self.describe_endpoint(endpoint)
+            status = description["EndpointStatus"]
+            now = time.monotonic()
+            settled = status not in ENDPOINT_IN_PROGRESS
+            if settled or shown is None or shown[0] != status or now - shown[1] >= every:
+                out.write(ENDPOINT_STATUS_CHARACTERS.get(status, "?"))
+                out.flush()
+                shown = (status, now)
+            if settled:
+                break
+            time.sleep(min(self.poll_interval, every))
+        out.write("\n")
+        out.flush()
+        if status != "InService":
+            raise UnexpectedStatusException(
+                f"Error hosting endpoint {endpoint}: {status}. Reason: {description.get('FailureReason')}.",
+                allowed_statuses=["InService"], actual_status=status)
+        return description
+
+    def delete_endpoint(self, endpoint_name: str) -> None:
+        """DeleteEndpoint; the endpoint is Deleting until its host has stopped, then gone."""
+        log.info("Deleting endpoint with name: %s", endpoint_name)
+        self.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
+
+
+def production_variant(model_name: str, instance_type: str | None = None, initial_instance_count: int | None = None,
+                       variant_name: str = "AllTraffic", initial_weight: float = 1,
+                       accelerator_type: str | None = None, serverless_inference_config: Any = None,
+                       volume_size: int | None = None, model_data_download_timeout: int | None = None,
+                       container_startup_health_check_timeout: int | None = None) -> dict[str, Any]:
+    """A ProductionVariant as sagemaker.session.production_variant builds it (one instance by default)."""
+    variant: dict[str, Any] = {"ModelName": model_name, "VariantName": variant_name,
+                               "InitialVariantWeight": initial_weight}
+    if accelerator_type:
+        variant["AcceleratorType"] = accelerator_type
+    if serverless_inference_config is not None:
+        to_dict = getattr(serverless_inference_config, "_to_request_dict", None)
+        variant["ServerlessConfig"] = to_dict() if callable(to_dict) else dict(serverless_inference_config)
+    else:
+        variant["InitialInstanceCount"] = initial_instance_count or 1
+        variant["InstanceType"] = instance_type
+    if volume_size:
+        variant["VolumeSizeInGB"] = volume_size
+    if model_data_download_timeout:
+        variant["ModelDataDownloadTimeoutInSeconds"] = model_data_download_timeout
+    if container_startup_health_check_timeout:
+        variant["ContainerStartupHealthCheckTimeoutInSeconds"] = container_startup_health_check_timeout
+    return variant
+
+
+def container_def(image_uri: str, model_data_url: str | None = None, env: dict[str, str] | None = None,
+                  container_mode: str | None = None, image_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ContainerDefinition as sagemaker.container_def builds it (``Environment`` always present)."""
+    definition: dict[str, Any] = {"Image": image_uri, "Environment": dict(env or {})}
+    if model_data_url:
+        definition["ModelDataUrl"] = model_data_url
+    if container_mode:
+        definition["Mode"] = container_mode
+    if image_config:
+        definition["ImageConfig"] = image_config
+    return definition
+
+
+def pipeline_container_def(models: Sequence[Any], instance_type: str | None = None) -> list[dict[str, Any]]:
+    """Every model's container definition, in request order (an inference pipeline's ``Containers``)."""
+    return [model.prepare_container_def(instance_type) for model in models]
 
 
 def _check_job_status(job: str, description: dict[str, Any]) -> None:

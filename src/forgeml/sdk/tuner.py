@@ -179,9 +179,14 @@ class HyperparameterTuner:
         return str(best["TrainingJobName"])
 
     def best_estimator(self) -> Estimator:
-        estimator = Estimator.attach(self.best_training_job(), sagemaker_session=self.sagemaker_session)
+        """The best training job as an estimator of the tuned estimator's class (LinearLearner, ...)."""
+        estimator = type(self.estimator).attach(self.best_training_job(), sagemaker_session=self.sagemaker_session)
         estimator._hyperparameters.pop("_tuning_objective_metric", None)
         return estimator
+
+    def deploy(self, initial_instance_count: int, instance_type: str, **kwargs: Any) -> Any:
+        """Deploy the best training job's model (``best_estimator().deploy(...)``); the predictor."""
+        return self.best_estimator().deploy(initial_instance_count, instance_type, **kwargs)
 
     def analytics(self) -> HyperparameterTuningJobAnalytics:
         return HyperparameterTuningJobAnalytics(self._require_job(), sagemaker_session=self.sagemaker_session)

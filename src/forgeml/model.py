@@ -1,0 +1,5 @@
+"""sagemaker.model's names."""
+
+from forgeml.sdk.model import Model
+
+__all__ = ["Model"]

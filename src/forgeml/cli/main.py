@@ -215,8 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.set_defaults(func=cmd_tuning)
 
     from forgeml.cli.endpoints import add_parsers as add_endpoint_parsers
+    from forgeml.cli.keys import add_keys_parser
+    from forgeml.cli.transform import add_transform_parser
 
     add_endpoint_parsers(sub)
+    add_transform_parser(sub)
+    add_keys_parser(sub)
 
     info = sub.add_parser("info", help="where forgeml keeps its state")
     info.set_defaults(func=cmd_info)

@@ -1,21 +1,29 @@
 """``forgeml demo``: the flagship flow end to end, on data it generates.
 
-Each step prints what a user would look at: the job's status and log as it runs, its metrics and
-where its model went. The demo uses its own FORGEML_HOME (a temporary folder) unless one is set, so
+Train (built-in Linear Learner, then a script-mode job) -> tune -> deploy the best model and
+invoke it -> batch transform. Each step prints what a user would look at: the job's status and
+log as it runs, its metrics and where its model went, the endpoint's answers and latency, the
+captured requests, the transform's output. The demo uses its own FORGEML_HOME (a temporary folder) unless one is set, so
 it never mixes with a user's jobs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forgeml.cli.render import console
+
+if TYPE_CHECKING:
+    from forgeml.sdk.session import Session
+    from forgeml.sdk.tuner import HyperparameterTuner
 
 SCRIPT = """
     import argparse, os
@@ -122,7 +130,71 @@ def run_demo(quick: bool = False) -> int:
     console.print(frame[columns].head(3).to_string(index=False))
     chart = tuner.analytics().plot(work / "tuning-objective.html")
     console.print(f"objective-over-time chart: {chart}")
+
+    console.rule("4. Deploy the best model and invoke it (CSV in, JSON out, as the UFO course's Lambda does)")
+    _deploy_and_invoke(session, tuner, features[split:], labels[split:])
+
+    console.rule("5. Batch transform the validation set with the best model")
+    _batch_transform(session, tuner, work, features[split:], labels[split:])
     return 0
+
+
+def _deploy_and_invoke(session: Session, tuner: HyperparameterTuner, features: np.ndarray, labels: np.ndarray) -> None:
+    from forgeml.deserializers import JSONDeserializer
+    from forgeml.model_monitor import DataCaptureConfig
+    from forgeml.serializers import CSVSerializer
+
+    bucket = session.default_bucket()
+    capture = DataCaptureConfig(enable_capture=True, sampling_percentage=100,
+                                destination_s3_uri=f"s3://{bucket}/demo/data-capture", sagemaker_session=session)
+    started = time.time()
+    predictor = tuner.deploy(initial_instance_count=1, instance_type="ml.m5.large",
+                             endpoint_name="forgeml-demo", data_capture_config=capture)
+    console.print(f"endpoint [green]{predictor.endpoint_name}[/] InService in {time.time() - started:.1f} s")
+    try:
+        predictor.serializer = CSVSerializer()
+        predictor.deserializer = JSONDeserializer()
+        one = predictor.predict(features[:1])["predictions"][0]
+        console.print(f"one row   -> predicted_label {one['predicted_label']} (true {int(labels[0])}), "
+                      f"scores {[round(v, 3) for v in one['score']]}")
+        timings = []
+        for row in features[:200]:
+            tick = time.perf_counter()
+            predictor.predict(row[None, :])
+            timings.append(time.perf_counter() - tick)
+        batch = predictor.predict(features)["predictions"]
+        accuracy = float(np.mean([p["predicted_label"] == y for p, y in zip(batch, labels, strict=True)]))
+        console.print(f"{len(labels)} rows in one request -> accuracy {accuracy:.4f}; 200 single-row requests: "
+                      f"median {np.median(timings) * 1e3:.2f} ms, p99 {np.percentile(timings, 99) * 1e3:.2f} ms")
+    finally:
+        predictor.delete_endpoint()
+    while session.platform.endpoints.exists(predictor.endpoint_name):
+        time.sleep(0.05)  # deleting flushes the captured records
+    from forgeml.hosting.capture import read_capture_records
+
+    records = read_capture_records(session.platform.artifacts, capture.destination_s3_uri,
+                                   predictor.endpoint_name)
+    console.print(f"endpoint deleted; {len(records)} captured request/response records under "
+                  f"{capture.destination_s3_uri}/{predictor.endpoint_name}/AllTraffic/")
+
+
+def _batch_transform(session: Session, tuner: HyperparameterTuner, work: Path, features: np.ndarray, labels: np.ndarray) -> None:
+    (work / "transform").mkdir()
+    np.savetxt(work / "transform" / "validation.csv", features, delimiter=",", fmt="%.6g")
+    data = session.upload_data(str(work / "transform"), key_prefix="demo/transform-input")
+    estimator = tuner.best_estimator()
+    transformer = estimator.transformer(instance_count=1, instance_type="ml.m5.large", strategy="MultiRecord",
+                                        assemble_with="Line", accept="application/jsonlines")
+    started = time.time()
+    transformer.transform(data, content_type="text/csv", split_type="Line", logs=False)
+    job = transformer.latest_transform_job
+    assert job is not None
+    output = f"{job.describe()['TransformOutput']['S3OutputPath'].rstrip('/')}/validation.csv.out"
+    lines = session.platform.artifacts.get_bytes(output).decode().splitlines()
+    predicted = [json.loads(line)["predicted_label"] for line in lines]
+    accuracy = float(np.mean(np.array(predicted) == labels))
+    console.print(f"[green]{job.name}[/] Completed in {time.time() - started:.1f} s: "
+                  f"{len(lines)} predictions in {output}, accuracy {accuracy:.4f}")
 
 
 def _report(estimator: object, elapsed: float, metric_names: tuple[str, ...]) -> None:

@@ -96,3 +96,32 @@ def test_custom_inference_code_serves(platform: Any, make_model: Callable[..., s
                environment={"SAGEMAKER_PROGRAM": "inference.py"})
     answer = deploy_and_invoke(platform, wait_for, "custom", "1,2.5")
     assert answer["body"] == {"doubled": [2.0, 5.0]}
+
+
+def test_custom_attributes_and_inference_id_pass_through(platform: Any, make_model: Callable[..., str],
+                                                         wait_for: Callable[..., Any], tmp_path: Path) -> None:
+    code = tmp_path / "attributes" / "code"
+    code.mkdir(parents=True)
+    (code / "inference.py").write_text(textwrap.dedent("""
+        def model_fn(model_dir, context):
+            return None
+
+        def transform_fn(model, body, content_type, accept, context):
+            context.response_custom_attributes = "seen=" + (context.custom_attributes or "")
+            return (context.inference_id or "none") + "|" + (body if isinstance(body, str) else body.decode()), "text/plain"
+    """))
+    archive = tmp_path / "attributes.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(code, arcname="code")
+    make_model("attributes", tarball=archive, image="forgeml/script-mode:latest",
+               environment={"SAGEMAKER_PROGRAM": "inference.py"})
+    platform.endpoint_configs.create_endpoint_config({"EndpointConfigName": "attributes", "ProductionVariants": [
+        {"VariantName": "AllTraffic", "ModelName": "attributes", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large"}]})
+    platform.endpoints.create_endpoint({"EndpointName": "attributes", "EndpointConfigName": "attributes"})
+    wait_for(lambda: platform.endpoints.describe_endpoint("attributes")["EndpointStatus"] == "InService", 60,
+             "InService")
+    answer = platform.runtime.invoke_endpoint(EndpointName="attributes", Body="hello", ContentType="text/plain",
+                                              CustomAttributes="trace=42", InferenceId="req-7")
+    assert answer["Body"].read() == b"req-7|hello"
+    assert answer["CustomAttributes"] == "seen=trace=42"

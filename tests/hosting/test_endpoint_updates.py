@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from forgeml.errors import ModelError
 
 ROW = "0.5,1.2,-0.3,2.0"
@@ -136,3 +138,28 @@ def test_alarm_during_baking_rolls_back(platform: Any, make_model: Callable[...,
     assert "rolled back" in described["FailureReason"] and "errors" in described["FailureReason"]
     alarm = platform.alarms.describe_alarms(AlarmNames=["errors"])["MetricAlarms"][0]
     assert alarm["StateValue"] == "ALARM"
+
+
+def test_bad_updates_are_refused_and_the_endpoint_keeps_serving(platform: Any, make_model: Callable[..., str],
+                                                                 wait_for: Callable[..., Any]) -> None:
+    from forgeml.errors import ValidationException
+
+    make_model("v1")
+    make_model("doomed")
+    config(platform, "c1", "v1")
+    config(platform, "c-doomed", "doomed")
+    platform.models.delete_model("doomed")
+    platform.endpoints.create_endpoint({"EndpointName": "steady", "EndpointConfigName": "c1"})
+    wait_for(status_is(platform, "steady", "InService"), 60, "InService")
+    with pytest.raises(ValidationException, match='Could not find model "arn:aws:sagemaker:.*:model/doomed"'):
+        platform.endpoints.update_endpoint({"EndpointName": "steady", "EndpointConfigName": "c-doomed"})
+    with pytest.raises(ValidationException, match="weights must not all be zero"):
+        platform.endpoints.update_endpoint_weights_and_capacities({
+            "EndpointName": "steady", "DesiredWeightsAndCapacities": [{"VariantName": "AllTraffic", "DesiredWeight": 0}]})
+    with pytest.raises(ValidationException, match=r"The variant name\(s\) \[Nope\] is/are not present"):
+        platform.endpoints.update_endpoint_weights_and_capacities({
+            "EndpointName": "steady", "DesiredWeightsAndCapacities": [{"VariantName": "Nope", "DesiredWeight": 1}]})
+    described = platform.endpoints.describe_endpoint("steady")
+    assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == "c1"
+    answer = platform.runtime.invoke_endpoint(EndpointName="steady", Body=ROW, ContentType="text/csv")
+    assert answer["InvokedProductionVariant"] == "AllTraffic"

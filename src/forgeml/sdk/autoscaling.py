@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from forgeml.sdk.client import Paginator, _with_metadata
+from forgeml.sdk.client import PaginatingClient, _with_metadata
 from forgeml.service.platform import Platform
 
 
-class AutoScalingClient:
+class AutoScalingClient(PaginatingClient):
     _PAGINATED = {
         "describe_scalable_targets": "ScalableTargets",
         "describe_scaling_policies": "ScalingPolicies",
@@ -44,11 +44,3 @@ class AutoScalingClient:
 
     def describe_scaling_activities(self, **params: Any) -> dict[str, Any]:
         return _with_metadata(self.platform.autoscaling.describe_scaling_activities(**params))
-
-    def can_paginate(self, operation_name: str) -> bool:
-        return operation_name in self._PAGINATED
-
-    def get_paginator(self, operation_name: str) -> Paginator:
-        if operation_name not in self._PAGINATED:
-            raise ValueError(f"operation {operation_name} cannot be paginated")
-        return Paginator(getattr(self, operation_name), self._PAGINATED[operation_name])

@@ -35,7 +35,21 @@ class Paginator:
                 return
 
 
-class SageMakerClient:
+class PaginatingClient:
+    """boto3's ``can_paginate``/``get_paginator`` for a client's ``_PAGINATED`` operations (name -> result key)."""
+
+    _PAGINATED: dict[str, str] = {}
+
+    def can_paginate(self, operation_name: str) -> bool:
+        return operation_name in self._PAGINATED
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        if operation_name not in self._PAGINATED:
+            raise ValueError(f"operation {operation_name} cannot be paginated")
+        return Paginator(getattr(self, operation_name), self._PAGINATED[operation_name])
+
+
+class SageMakerClient(PaginatingClient):
     _PAGINATED = {
         "list_training_jobs": "TrainingJobSummaries",
         "list_hyper_parameter_tuning_jobs": "HyperParameterTuningJobSummaries",
@@ -137,15 +151,6 @@ class SageMakerClient:
     def stop_transform_job(self, *, TransformJobName: str) -> dict[str, Any]:  # noqa: N803
         self.platform.transform_jobs.stop_transform_job(TransformJobName)
         return _with_metadata({})
-
-    def can_paginate(self, operation_name: str) -> bool:
-        return operation_name in self._PAGINATED
-
-    def get_paginator(self, operation_name: str) -> Paginator:
-        if operation_name not in self._PAGINATED:
-            raise ValueError(f"operation {operation_name} cannot be paginated")
-        return Paginator(getattr(self, operation_name), self._PAGINATED[operation_name])
-
 
 class LogsClient:
     """The CloudWatch Logs calls the SDK uses to read a training job's log."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from forgeml.sdk.client import Paginator, _with_metadata
+from forgeml.sdk.client import PaginatingClient, _with_metadata
 from forgeml.service.platform import Platform
 
 
-class CloudWatchClient:
+class CloudWatchClient(PaginatingClient):
     _PAGINATED = {"describe_alarms": "MetricAlarms"}
 
     def __init__(self, platform: Platform) -> None:
@@ -35,11 +35,3 @@ class CloudWatchClient:
         """SetAlarmState; StateReasonData (JSON for humans) is accepted and not kept."""
         self.platform.alarms.set_alarm_state(AlarmName, StateValue, StateReason)
         return _with_metadata({})
-
-    def can_paginate(self, operation_name: str) -> bool:
-        return operation_name in self._PAGINATED
-
-    def get_paginator(self, operation_name: str) -> Paginator:
-        if operation_name not in self._PAGINATED:
-            raise ValueError(f"operation {operation_name} cannot be paginated")
-        return Paginator(getattr(self, operation_name), self._PAGINATED[operation_name])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from forgeml.errors import ValidationException
 from forgeml.executors.base import ENDPOINT
 from forgeml.service.names import NAME_PATTERN, to_datetime
-from forgeml.service.pagination import epoch_seconds, page
+from forgeml.service.pagination import check_list_request, list_filters, page
 from forgeml.service.validation import Checker
 from forgeml.store import endpoints as repo
 from forgeml.store.listing import list_rows
@@ -192,25 +192,8 @@ class EndpointService:
         return described
 
     def list_endpoints(self, **params: Any) -> dict[str, Any]:
-        check = Checker()
-        check.unknown_members(params, "", ("MaxResults", "SortBy", "SortOrder", "NameContains", "NextToken",
-                                           "CreationTimeAfter", "CreationTimeBefore", "LastModifiedTimeAfter",
-                                           "LastModifiedTimeBefore", "StatusEquals"))
-        check.integer(params.get("MaxResults"), "MaxResults", minimum=1, maximum=100)
-        check.enum(params.get("SortBy"), "SortBy", ("Name", "CreationTime", "Status"))
-        check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
-        check.enum(params.get("StatusEquals"), "StatusEquals", STATUSES)
-        check.raise_if_any()
-        filters: dict[str, Any] = {
-            "name_contains": params.get("NameContains"),
-            "status": params.get("StatusEquals"),
-            "created_after": epoch_seconds(params.get("CreationTimeAfter")),
-            "created_before": epoch_seconds(params.get("CreationTimeBefore")),
-            "modified_after": epoch_seconds(params.get("LastModifiedTimeAfter")),
-            "modified_before": epoch_seconds(params.get("LastModifiedTimeBefore")),
-            "sort_by": params.get("SortBy") or "CreationTime",
-            "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
-        }
+        check_list_request(params, STATUSES)
+        filters = list_filters(params)
         rows, token = page(params, filters, lambda offset, count: list_rows(
             self.db, endpoints_table, offset=offset, limit=count, **filters))
         response: dict[str, Any] = {"Endpoints": [

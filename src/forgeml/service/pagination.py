@@ -8,6 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from forgeml.errors import ValidationException
+from forgeml.service.validation import Checker
+
+#: the members every List<Resource> with statuses takes (ListTrainingJobs, ListEndpoints, ...)
+LIST_MEMBERS = ("MaxResults", "SortBy", "SortOrder", "StatusEquals", "NameContains", "NextToken",
+                "CreationTimeAfter", "CreationTimeBefore", "LastModifiedTimeAfter", "LastModifiedTimeBefore")
 
 
 def epoch_seconds(value: Any) -> float | None:
@@ -54,3 +59,29 @@ def page(params: dict[str, Any], filters: dict[str, Any], fetch: Callable[[int, 
     rows = fetch(offset, limit + 1)
     token = encode_token(offset + limit, filters) if len(rows) > limit else None
     return rows[:limit], token
+
+
+def check_list_request(params: dict[str, Any], statuses: tuple[str, ...], *, extra_members: tuple[str, ...] = ()) -> None:
+    """Validate a List call's common members (all errors at once, in AWS's words)."""
+    check = Checker()
+    check.unknown_members(params, "", LIST_MEMBERS + extra_members)
+    check.integer(params.get("MaxResults"), "MaxResults", minimum=1, maximum=100)
+    check.enum(params.get("SortBy"), "SortBy", ("Name", "CreationTime", "Status"))
+    check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
+    check.enum(params.get("StatusEquals"), "StatusEquals", statuses)
+    check.string(params.get("NameContains"), "NameContains", max_len=63, pattern=r"[a-zA-Z0-9\-]+")
+    check.raise_if_any()
+
+
+def list_filters(params: dict[str, Any]) -> dict[str, Any]:
+    """The store query's filters for a validated List call (``store.listing.list_rows`` keywords)."""
+    return {
+        "name_contains": params.get("NameContains"),
+        "status": params.get("StatusEquals"),
+        "created_after": epoch_seconds(params.get("CreationTimeAfter")),
+        "created_before": epoch_seconds(params.get("CreationTimeBefore")),
+        "modified_after": epoch_seconds(params.get("LastModifiedTimeAfter")),
+        "modified_before": epoch_seconds(params.get("LastModifiedTimeBefore")),
+        "sort_by": params.get("SortBy") or "CreationTime",
+        "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
+    }

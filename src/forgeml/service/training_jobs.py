@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ResourceInUse, ResourceNotFound, ValidationException
 from forgeml.service.names import to_datetime
-from forgeml.service.pagination import epoch_seconds, page
+from forgeml.service.pagination import check_list_request, list_filters, page
 from forgeml.service.training_requests import normalize_create_request
-from forgeml.service.validation import Checker
 from forgeml.store import training_jobs as repo
 
 if TYPE_CHECKING:
@@ -139,27 +138,9 @@ class TrainingJobService:
         return response
 
     def list_training_jobs(self, **params: Any) -> dict[str, Any]:
-        check = Checker()
-        check.integer(params.get("MaxResults"), "MaxResults", minimum=1, maximum=100)
-        check.enum(params.get("SortBy"), "SortBy", ("Name", "CreationTime", "Status"))
-        check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
-        check.enum(params.get("StatusEquals"), "StatusEquals", ("InProgress", "Completed", "Failed", "Stopping", "Stopped"))
-        check.string(params.get("NameContains"), "NameContains", max_len=63, pattern=r"[a-zA-Z0-9\-]+")
-        check.unknown_members(params, "", ("MaxResults", "SortBy", "SortOrder", "StatusEquals", "NameContains",
-                                           "NextToken", "CreationTimeAfter", "CreationTimeBefore",
-                                           "LastModifiedTimeAfter", "LastModifiedTimeBefore", "WarmPoolStatusEquals",
-                                           "TrainingPlanArnEquals"))
-        check.raise_if_any()
-        filters: dict[str, Any] = {
-            "name_contains": params.get("NameContains"),
-            "status": params.get("StatusEquals"),
-            "created_after": epoch_seconds(params.get("CreationTimeAfter")),
-            "created_before": epoch_seconds(params.get("CreationTimeBefore")),
-            "modified_after": epoch_seconds(params.get("LastModifiedTimeAfter")),
-            "modified_before": epoch_seconds(params.get("LastModifiedTimeBefore")),
-            "sort_by": params.get("SortBy") or "CreationTime",
-            "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
-        }
+        check_list_request(params, ("InProgress", "Completed", "Failed", "Stopping", "Stopped"),
+                           extra_members=("WarmPoolStatusEquals", "TrainingPlanArnEquals"))
+        filters = list_filters(params)
         rows, token = page(params, filters, lambda offset, count: [
             self.reconcile(r) for r in repo.list_jobs(self.db, offset=offset, limit=count, **filters)])
         response: dict[str, Any] = {"TrainingJobSummaries": [_summary(r) for r in rows]}

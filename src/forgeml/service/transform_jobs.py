@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 from forgeml.errors import ResourceInUse, ValidationException
 from forgeml.executors.base import TRANSFORM
 from forgeml.service.names import to_datetime
-from forgeml.service.pagination import epoch_seconds, page
+from forgeml.service.pagination import check_list_request, list_filters, page
 from forgeml.service.transform_requests import normalize_transform_request, with_defaults
-from forgeml.service.validation import Checker
 from forgeml.store import transform_jobs as repo
 from forgeml.store.listing import list_rows
 from forgeml.store.tables import transform_jobs as transform_jobs_table
@@ -26,10 +25,6 @@ if TYPE_CHECKING:
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 RUNNER_LOST = ("InternalServerError: the transform job's runner process ended unexpectedly (it was killed or the "
                "machine restarted); see FORGEML_HOME/transform/{name}/runner.log, then start the job again")
-LIST_MEMBERS = ("MaxResults", "SortBy", "SortOrder", "StatusEquals", "NameContains", "NextToken",
-                "CreationTimeAfter", "CreationTimeBefore", "LastModifiedTimeAfter", "LastModifiedTimeBefore")
-
-
 class TransformJobService:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -105,24 +100,8 @@ class TransformJobService:
 
     # -- list -------------------------------------------------------------------------------------
     def list_transform_jobs(self, **params: Any) -> dict[str, Any]:
-        check = Checker()
-        check.unknown_members(params, "", LIST_MEMBERS)
-        check.integer(params.get("MaxResults"), "MaxResults", minimum=1, maximum=100)
-        check.enum(params.get("SortBy"), "SortBy", ("Name", "CreationTime", "Status"))
-        check.enum(params.get("SortOrder"), "SortOrder", ("Ascending", "Descending"))
-        check.enum(params.get("StatusEquals"), "StatusEquals", STATUSES)
-        check.string(params.get("NameContains"), "NameContains", max_len=63, pattern=r"[a-zA-Z0-9\-]+")
-        check.raise_if_any()
-        filters: dict[str, Any] = {
-            "name_contains": params.get("NameContains"),
-            "status": params.get("StatusEquals"),
-            "created_after": epoch_seconds(params.get("CreationTimeAfter")),
-            "created_before": epoch_seconds(params.get("CreationTimeBefore")),
-            "modified_after": epoch_seconds(params.get("LastModifiedTimeAfter")),
-            "modified_before": epoch_seconds(params.get("LastModifiedTimeBefore")),
-            "sort_by": params.get("SortBy") or "CreationTime",
-            "ascending": (params.get("SortOrder") or "Descending") == "Ascending",
-        }
+        check_list_request(params, STATUSES)
+        filters = list_filters(params)
         rows, token = page(params, filters, lambda offset, count: [
             self.reconcile(r) for r in list_rows(self.db, transform_jobs_table, offset=offset, limit=count, **filters)])
         response: dict[str, Any] = {"TransformJobSummaries": [_summary(r) for r in rows]}

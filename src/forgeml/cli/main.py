@@ -1,4 +1,4 @@
-"""``forgeml`` commands: train, jobs, tuning, deploy, endpoints, transform, info, demo."""
+"""``forgeml`` commands: train, jobs, tuning, deploy, endpoints, transform, server, keys, info, demo."""
 
 from __future__ import annotations
 
@@ -216,10 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from forgeml.cli.endpoints import add_parsers as add_endpoint_parsers
     from forgeml.cli.keys import add_keys_parser
+    from forgeml.cli.server import add_server_parser
     from forgeml.cli.transform import add_transform_parser
 
     add_endpoint_parsers(sub)
     add_transform_parser(sub)
+    add_server_parser(sub)
     add_keys_parser(sub)
 
     info = sub.add_parser("info", help="where forgeml keeps its state")

@@ -581,6 +581,10 @@ class _ClientGone(Exception):
     """The client disconnected before its whole body arrived: there is no one left to answer."""
 
 
+#: a refused request's unread body up to this size is read and dropped, keeping the connection open
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
 class AuthMiddleware:
     """Verifies every request's signature before the wrapped app sees it.
 
@@ -600,7 +604,8 @@ class AuthMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.verifier is None or scope.get("path") in self.exempt_paths:
+        exempt = scope.get("path") in self.exempt_paths and scope.get("method") in ("GET", "HEAD")
+        if scope["type"] != "http" or self.verifier is None or exempt:
             await self.app(scope, receive, send)
             return
         protocol = protocol_of(scope)
@@ -609,13 +614,19 @@ class AuthMiddleware:
         else:
             await self._buffered(self.verifier, scope, receive, send, protocol)
 
-    async def _refuse(self, send: Send, scope: MutableMapping[str, Any], protocol: str, error: AuthError) -> None:
-        await send_error(send, protocol, error.status, error.code, error.message, head=scope["method"] == "HEAD")
+    async def _refuse(self, send: Send, scope: MutableMapping[str, Any], protocol: str, error: AuthError, *,
+                      receive: Receive | None = None) -> None:
+        """Answer ``error``; with ``receive``, the unread body is drained first so the connection stays usable
+        (closed instead when the body is too big to be worth reading)."""
+        drained = True if receive is None else await _drain(receive, DRAIN_LIMIT_BYTES)
+        await send_error(send, protocol, error.status, error.code, error.message, head=scope["method"] == "HEAD",
+                         close=not drained)
 
-    async def _too_large(self, send: Send, scope: MutableMapping[str, Any], protocol: str) -> None:
+    async def _too_large(self, send: Send, scope: MutableMapping[str, Any], protocol: str, receive: Receive) -> None:
         code = "EntityTooLarge" if protocol == REST_XML else "RequestEntityTooLarge"
         await self._refuse(send, scope, protocol, AuthError(
-            code, f"The request body is larger than the {self.max_body_bytes} bytes this server accepts.", 413))
+            code, f"The request body is larger than the {self.max_body_bytes} bytes this server accepts.", 413),
+            receive=receive)
 
     async def _read_body(self, scope: MutableMapping[str, Any], receive: Receive) -> bytes | None:
         """The whole body, or None when it is over the limit; _ClientGone if the client disconnected."""
@@ -643,7 +654,7 @@ class AuthMiddleware:
         except _ClientGone:
             return
         if body is None:
-            await self._too_large(send, scope, protocol)
+            await self._too_large(send, scope, protocol, receive)
             return
         try:
             scope["forgeml.access_key_id"] = verifier.verify(
@@ -659,7 +670,7 @@ class AuthMiddleware:
             scope["forgeml.access_key_id"] = verifier.verify(
                 scope["method"], _raw_path(scope), scope.get("query_string", b""), scope["headers"], None)
         except AuthError as error:
-            await self._refuse(send, scope, REST_XML, error)
+            await self._refuse(send, scope, REST_XML, error, receive=receive)
             return
         claimed = (header_value(scope["headers"], b"x-amz-content-sha256") or "").strip()
         if not _HEX_DIGEST.fullmatch(claimed):
@@ -679,6 +690,19 @@ class AuthMiddleware:
                 raise
             await send_error(send, REST_XML, mismatch.status, mismatch.code, mismatch.message,
                              head=scope["method"] == "HEAD")
+
+
+async def _drain(receive: Receive, limit: int) -> bool:
+    """Read and drop what is left of a request body; False if more than ``limit`` bytes remain (or it ended)."""
+    size = 0
+    while size <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
 
 
 def _raw_path(scope: MutableMapping[str, Any]) -> bytes:

@@ -146,9 +146,16 @@ def error_response(protocol: str, status: int, code: str, message: str, *,
 
 
 async def send_error(send: Any, protocol: str, status: int, code: str, message: str, *,
-                     head: bool = False) -> None:
-    """Answer an ASGI request with an AWS error (no body for HEAD, as S3 does)."""
+                     head: bool = False, close: bool = False) -> None:
+    """Answer an ASGI request with an AWS error (no body for HEAD, as S3 does).
+
+    ``close`` ends the connection after the answer: needed when the request's body was never read
+    (a client waiting on ``Expect: 100-continue`` never sends it, and the connection cannot carry
+    another request).
+    """
     status, headers, body = error_response(protocol, status, code, message)
+    if close:
+        headers = [*headers, (b"connection", b"close")]
     if head:
         headers = [(name, b"0" if name == b"content-length" else value) for name, value in headers]
         body = b""

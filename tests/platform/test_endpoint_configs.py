@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from forgeml import ResourceInUse, Session, ValidationException
+from forgeml import Session, ValidationException
 from forgeml.image_uris import retrieve
 
 
@@ -35,7 +35,7 @@ def test_endpoint_config_lifecycle(client: Any) -> None:
     described = client.describe_endpoint_config(EndpointConfigName="ufo-config")
     assert [v["InitialVariantWeight"] for v in described["ProductionVariants"]] == [3.0, 1.0]
     assert described["DataCaptureConfig"]["EnableCapture"] is True
-    with pytest.raises(ResourceInUse):
+    with pytest.raises(ValidationException):
         client.create_endpoint_config(EndpointConfigName="ufo-config", ProductionVariants=[variant("v", "model-a")])
     client.create_endpoint_config(EndpointConfigName="shadow-config", ProductionVariants=[variant("prod", "model-a")],
                                   ShadowProductionVariants=[variant("shadow", "model-b")])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forgeml import ResourceInUse, Session, ValidationException
+from forgeml import Session, ValidationException
 from forgeml.image_uris import retrieve
 
 
@@ -21,7 +21,7 @@ def test_model_lifecycle(session: Session) -> None:
     client.create_model(ModelName="custom-code", Containers=[
         {"Image": "my-sklearn:1", "ModelDataUrl": "s3://bucket-one/c/model.tar.gz",
          "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}])
-    with pytest.raises(ResourceInUse, match="already existing model"):
+    with pytest.raises(ValidationException, match="already existing model"):
         client.create_model(ModelName="ufo-model", PrimaryContainer={"Image": image})
     names = [m["ModelName"] for m in client.list_models(SortBy="Name", SortOrder="Ascending")["Models"]]
     assert names == ["custom-code", "ufo-model"]

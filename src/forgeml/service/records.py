@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 
-from forgeml.errors import ResourceInUse, ValidationException
+from forgeml.errors import ValidationException
 from forgeml.service.names import to_datetime
 from forgeml.service.pagination import epoch_seconds, page
 from forgeml.service.validation import Checker
@@ -38,8 +38,8 @@ class RecordService:
         try:
             repo.insert_record(self.db, self.table, {"name": name, "arn": arn, "creation_time": round(time.time(), 6),
                                                      "request": normalized})
-        except repo.DuplicateRecord:
-            raise ResourceInUse(f"Cannot create already existing {self.noun} \"{arn}\".") from None
+        except repo.DuplicateRecord:  # SageMaker says this with a ValidationException, and the SDK relies on it
+            raise ValidationException(f"Cannot create already existing {self.noun} \"{arn}\".") from None
         return arn
 
     def _row(self, name: str) -> dict[str, Any]:

@@ -9,10 +9,10 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from forgeml.config import Config
-from forgeml.errors import ResourceInUse, UnexpectedStatusException, ValidationException
+from forgeml.errors import UnexpectedStatusException, ValidationException
 from forgeml.sdk.client import LogsClient, RuntimeClient, SageMakerClient
 from forgeml.service.platform import Platform
 from forgeml.storage.uri import parse_s3_uri
@@ -43,12 +43,32 @@ class Session:
     """Entry point to the platform, with sagemaker.Session's methods.
 
     ``Session()`` uses the embedded platform under ``FORGEML_HOME`` (``~/.forgeml``).
+    ``Session(endpoint_url="http://host:8080")`` uses a forgeml server instead, signing its requests
+    with the given keys, ``profile_name``'s, or boto3's usual credential chain; the SDK behaves the same.
     """
 
     def __init__(self, forgeml_home: str | os.PathLike[str] | None = None, default_bucket: str | None = None,
-                 poll_interval: float = 0.1) -> None:
-        self.config = Config.from_env(Path(forgeml_home) if forgeml_home is not None else None)
-        self.platform = Platform.get(self.config)
+                 poll_interval: float = 0.1, endpoint_url: str | None = None, aws_access_key_id: str | None = None,
+                 aws_secret_access_key: str | None = None, profile_name: str | None = None,
+                 region_name: str | None = None) -> None:
+        if endpoint_url is not None:
+            if forgeml_home is not None:
+                raise ValueError("forgeml_home names an embedded platform and endpoint_url a server: give one of them")
+            from forgeml.sdk.remote import RemotePlatform
+
+            remote = RemotePlatform(endpoint_url, aws_access_key_id=aws_access_key_id,
+                                    aws_secret_access_key=aws_secret_access_key, profile_name=profile_name,
+                                    region_name=region_name)
+            # RemotePlatform has every Platform attribute and method the SDK uses, with the same signatures
+            self.config = cast(Config, remote.config)
+            self.platform = cast(Platform, remote)
+        else:
+            if any(value is not None for value in (aws_access_key_id, aws_secret_access_key, profile_name,
+                                                   region_name)):
+                raise ValueError("aws_access_key_id, aws_secret_access_key, profile_name and region_name sign "
+                                 "requests to a server: give endpoint_url with them")
+            self.config = Config.from_env(Path(forgeml_home) if forgeml_home is not None else None)
+            self.platform = Platform.get(self.config)
         self._default_bucket_name = default_bucket
         self.poll_interval = poll_interval
         self.sagemaker_client = SageMakerClient(self.platform)
@@ -193,7 +213,7 @@ class Session:
         log.info("Creating model with name: %s", name)
         try:
             self.sagemaker_client.create_model(**request)
-        except ResourceInUse as exc:
+        except ValidationException as exc:  # SageMaker's (and the sagemaker SDK's) way of saying it exists
             if "Cannot create already existing model" not in exc.message:
                 raise
             log.warning("Using already existing model: %s", name)

@@ -122,7 +122,8 @@ def _time_window(request: dict[str, Any]) -> list[ColumnElement[bool]]:
 
 
 def _millis(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    """Epoch milliseconds, truncated as the embedded log service does (so both report the same times)."""
+    return int(seconds * 1000)
 
 
 # -- DescribeLogStreams --------------------------------------------------------------------------

@@ -4,9 +4,11 @@
 
 * ``GET /health``: ``{"status": "ok", "version": ...}``, never authenticated (the path is reserved:
   other methods are refused there, so no unauthenticated request reaches another service);
-* ``POST /`` with ``X-Amz-Target``: the JSON 1.1 services, by target prefix: SageMaker
+* ``POST /`` with ``X-Amz-Target``: the JSON services, by target prefix: SageMaker
   (``SageMaker.``), CloudWatch Logs (``Logs_20140328.``), Application Auto Scaling
-  (``AnyScaleFrontendService.``);
+  (``AnyScaleFrontendService.``), CloudWatch alarms (``GraniteServiceVersion20100801.``, JSON 1.0);
+* ``POST /service/GraniteServiceVersion20100801/operation/<Operation>`` with ``smithy-protocol:
+  rpc-v2-cbor``: CloudWatch alarms in Smithy RPC v2 CBOR;
 * ``POST /endpoints/{name}/invocations``: the SageMaker runtime (forwarded to the endpoint's router);
 * ``POST /`` with a form body: STS;
 * everything else: S3 (path-style).
@@ -32,8 +34,17 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 import forgeml
-from forgeml.server import autoscaling_api, logs_api, sagemaker_api
-from forgeml.server.errors import JSON, QUERY, REST_JSON, REST_XML, protocol_of, send_error
+from forgeml.server import autoscaling_api, cloudwatch_api, logs_api, sagemaker_api
+from forgeml.server.errors import (
+    JSON,
+    JSON_QUERY,
+    QUERY,
+    REST_JSON,
+    REST_XML,
+    RPC_V2_CBOR,
+    protocol_of,
+    send_error,
+)
 from forgeml.server.json_protocol import JsonApi
 from forgeml.server.runtime_proxy import RuntimeProxy
 
@@ -59,6 +70,7 @@ class ForgeMLServer:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.json = JsonApi(platform, [sagemaker_api.SERVICE, logs_api.SERVICE, autoscaling_api.SERVICE])
+        self.cloudwatch = cloudwatch_api.CloudWatchApi(platform)
         self.runtime = RuntimeProxy(platform)
         self.s3 = _optional_app("forgeml.server.s3", "create_s3_app", platform, REST_XML)
         self.sts = _optional_app("forgeml.server.sts", "create_sts_app", platform, QUERY)
@@ -77,7 +89,9 @@ class ForgeMLServer:
             await self._send_health(scope, send)
             return
         protocol = protocol_of(scope)
-        if protocol == JSON:
+        if protocol == RPC_V2_CBOR or (protocol in (JSON, JSON_QUERY) and cloudwatch_api.serves(scope)):
+            await self.cloudwatch(scope, receive, send)
+        elif protocol in (JSON, JSON_QUERY):
             await self.json(scope, receive, send)
         elif protocol == REST_JSON:
             await self.runtime(scope, receive, send)
@@ -101,6 +115,7 @@ class ForgeMLServer:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await anyio.to_thread.run_sync(self.json.load_models)
+                await anyio.to_thread.run_sync(self.cloudwatch.load_models)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.runtime.close()

@@ -1,8 +1,8 @@
 """Which AWS protocol a request speaks, and error answers in that protocol's own shape.
 
-Every part of the server (authentication, the SageMaker JSON API, the runtime, S3, STS) refuses a
-request the way the AWS service it imitates would, so botocore parses the refusal into the usual
-``ClientError`` with the right ``Error.Code``.  The protocol is decided from the request line and
+Every part of the server (authentication, the SageMaker JSON API, CloudWatch, the runtime, S3, STS)
+refuses a request the way the AWS service it imitates would, so botocore parses the refusal into the
+usual ``ClientError`` with the right ``Error.Code``.  The protocol is decided from the request line and
 headers alone, before the body is read, because the auth middleware must be able to answer early.
 """
 
@@ -14,11 +14,32 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
+import cbor2
+
 JSON = "json"
 REST_JSON = "rest-json"
 QUERY = "query"
 REST_XML = "rest-xml"
-PROTOCOLS = (JSON, REST_JSON, QUERY, REST_XML)
+RPC_V2_CBOR = "rpc-v2-cbor"
+#: JSON 1.0 from a client of a query-era service (``x-amzn-query-mode: true``: CloudWatch), which reads its
+#: error code from ``x-amzn-query-error``
+JSON_QUERY = "json-query"
+PROTOCOLS = (JSON, REST_JSON, QUERY, REST_XML, RPC_V2_CBOR, JSON_QUERY)
+
+#: Smithy RPC v2 CBOR's header, on requests and answers alike
+SMITHY_PROTOCOL_HEADER = b"smithy-protocol"
+QUERY_MODE_HEADER = b"x-amzn-query-mode"
+QUERY_ERROR_HEADER = b"x-amzn-query-error"
+CBOR_CONTENT_TYPE = b"application/cbor"
+#: query-compatible services (CloudWatch) answer their query-era codes in ``x-amzn-query-error``, and
+#: botocore reports that code: JSON-era code -> query-era code (others are the same in both)
+QUERY_COMPATIBLE_CODES = {
+    "ValidationException": "ValidationError",
+    "MissingAuthenticationTokenException": "MissingAuthenticationToken",
+    "UnrecognizedClientException": "InvalidClientTokenId",
+    "InvalidSignatureException": "SignatureDoesNotMatch",
+    "IncompleteSignatureException": "IncompleteSignature",
+}
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -68,19 +89,24 @@ def _signed_for_s3(headers: Iterable[tuple[bytes, bytes]], query_string: bytes) 
 
 
 def protocol_of(scope: Mapping[str, Any]) -> str:
-    """``json``, ``rest-json``, ``query`` or ``rest-xml``: how this request expects to be answered.
+    """One of ``PROTOCOLS``: how this request expects to be answered.
 
-    JSON 1.1 services name the operation in ``X-Amz-Target``; the SageMaker runtime lives under
-    ``/endpoints/``; STS's query protocol posts a form to ``/`` (or puts ``Action=`` in the query);
-    everything else is S3's REST-XML.  A request signed for the ``s3`` service is always S3, so a
-    bucket called ``endpoints`` still gets S3 answers.
+    JSON services name the operation in ``X-Amz-Target`` (``json-query`` when the client also says
+    ``x-amzn-query-mode: true``, as botocore does for CloudWatch); Smithy RPC v2 CBOR requests carry
+    ``smithy-protocol: rpc-v2-cbor``; the SageMaker runtime lives under ``/endpoints/``; STS's
+    query protocol posts a form to ``/`` (or puts ``Action=`` in the query); everything else is S3's
+    REST-XML.  A request signed for the ``s3`` service is always S3, so a bucket called ``endpoints``
+    still gets S3 answers.
     """
     headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
     if header_value(headers, b"x-amz-target") is not None:
-        return JSON
+        query_mode = (header_value(headers, QUERY_MODE_HEADER) or "").strip().lower() == "true"
+        return JSON_QUERY if query_mode else JSON
     query_string = bytes(scope.get("query_string") or b"")
     if _signed_for_s3(headers, query_string):
         return REST_XML
+    if header_value(headers, SMITHY_PROTOCOL_HEADER) is not None:
+        return RPC_V2_CBOR
     path = str(scope.get("path") or "/")
     method = str(scope.get("method") or "GET").upper()
     if method == "POST" and _is_runtime_path(path):
@@ -125,6 +151,21 @@ def _query_error(status: int, code: str, message: str, request_id: str) -> tuple
     return status, headers, body
 
 
+def query_error_header(status: int, code: str) -> tuple[bytes, bytes]:
+    """``x-amzn-query-error: <query-era code>;Sender`` (``Receiver`` for 5xx)."""
+    fault = "Sender" if status < 500 else "Receiver"
+    return QUERY_ERROR_HEADER, f"{QUERY_COMPATIBLE_CODES.get(code, code)};{fault}".encode()
+
+
+def _cbor_error(status: int, code: str, message: str, request_id: str) -> tuple[int, Headers, bytes]:
+    """The only RPC v2 CBOR service served (CloudWatch) is query-compatible: the query code always goes along."""
+    body = cbor2.dumps({"__type": code, "message": message})
+    headers = [(b"content-type", CBOR_CONTENT_TYPE), (b"content-length", str(len(body)).encode()),
+               (SMITHY_PROTOCOL_HEADER, b"rpc-v2-cbor"), (b"x-amzn-requestid", request_id.encode()),
+               query_error_header(status, code)]
+    return status, headers, body
+
+
 def error_response(protocol: str, status: int, code: str, message: str, *,
                    request_id: str | None = None) -> tuple[int, Headers, bytes]:
     """The status, headers and body of an AWS error answer in ``protocol``'s shape.
@@ -132,8 +173,16 @@ def error_response(protocol: str, status: int, code: str, message: str, *,
     json: ``{"__type", "message"}`` as ``application/x-amz-json-1.1``; rest-json: the same body as
     ``application/json``; both also carry ``x-amzn-ErrorType``.  rest-xml: S3's ``<Error>``
     document.  query: STS's ``<ErrorResponse>`` with ``Type`` Sender (4xx) or Receiver (5xx).
+    rpc-v2-cbor: the ``{"__type", "message"}`` map in CBOR with ``smithy-protocol: rpc-v2-cbor``;
+    json-query: the json answer as ``application/x-amz-json-1.0``; both also carry
+    ``x-amzn-query-error: <query-era code>;Sender|Receiver`` for the query-compatible CloudWatch.
     """
     request_id = request_id or new_request_id()
+    if protocol == RPC_V2_CBOR:
+        return _cbor_error(status, code, message, request_id)
+    if protocol == JSON_QUERY:
+        status, headers, body = _json_error(status, code, message, request_id, b"application/x-amz-json-1.0")
+        return status, [*headers, query_error_header(status, code)], body
     if protocol == JSON:
         return _json_error(status, code, message, request_id, b"application/x-amz-json-1.1")
     if protocol == REST_JSON:

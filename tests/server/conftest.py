@@ -8,13 +8,19 @@ is deleted when the server stops, so no endpoint host outlives its test.
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import io
 import os
+import queue
+import re
 import signal
+import subprocess
+import sys
 import tarfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +83,10 @@ def serve(platform: Any, *, auth: bool) -> Iterator[RunningServer]:
 
         access_key, secret_key = KeyStore(platform.config).ensure_default()
     sock = bind_socket("127.0.0.1", 0)
+    from forgeml.cli.server import KEEP_ALIVE_SECONDS
+
     config = uvicorn.Config(app, loop="asyncio", lifespan="on", log_config=None, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5)
+                            access_log=False, timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_SECONDS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="forgeml-server", daemon=True)
     thread.start()
@@ -258,3 +266,78 @@ def linear_learner_model(platform: Any, linear_learner_tarball: Path) -> Callabl
                 "Tags": [{"Key": "team", "Value": "ufo"}]}
 
     return make
+
+
+# -- the real command in a child process (load and restart tests) --------------------------------
+
+#: generous bounds: the machine may be shared with other test runs
+SUBPROCESS_CALL_TIMEOUT_SECONDS = 120
+
+
+@dataclass
+class ServerProcess:
+    """``forgeml server`` running in a child process, with the URL and key it printed."""
+
+    process: subprocess.Popen[str]
+    url: str
+    access_key: str
+    secret_key: str
+    log: Path
+
+    def client(self, service: str, session: Any) -> Any:
+        from botocore.config import Config
+
+        return session.client(service, endpoint_url=self.url, region_name="us-east-1",
+                              aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+                              config=Config(retries={"total_max_attempts": 1}, max_pool_connections=4,
+                                            read_timeout=SUBPROCESS_CALL_TIMEOUT_SECONDS))
+
+    def stop(self) -> int:
+        """SIGTERM, as an operator or a service manager stops it; its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+
+def start_server(home: Path, log: Path, **env: str) -> ServerProcess:
+    """Start the command; wait for its "Use it:" line (printed once the key exists) and for /health."""
+    with open(log, "ab") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "forgeml.cli.server", "--port", "0", "--log-level", "warning"],
+            env={**os.environ, "FORGEML_HOME": str(home), **env}, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:  # keeps reading, so the server never blocks on a full pipe
+        for line in process.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    url = None
+    deadline = time.monotonic() + 60
+    while url is None:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            process.kill()
+            pytest.fail(f"forgeml server printed no 'Use it:' line within 60 s; stderr: {log.read_text()[-2000:]}")
+        found = re.search(r"^Use it:.*AWS_ENDPOINT_URL=(\S+)", line)
+        url = found.group(1) if found else None
+    credentials = configparser.ConfigParser()
+    credentials.read(home / "credentials")
+    running = ServerProcess(process, url, credentials["forgeml"]["aws_access_key_id"],
+                            credentials["forgeml"]["aws_secret_access_key"], log)
+    wait_until(lambda: _healthy(url), timeout=60, what="the server's /health")
+    return running
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

@@ -158,6 +158,11 @@ def write_sagemaker_config(config: Any) -> Path:
 def _announce(config: Any, url: str, args: argparse.Namespace) -> None:
     workers = f", {args.workers} worker processes" if args.workers > 1 else ""
     sdk_config = write_sagemaker_config(config)
+    access_key = None
+    if not args.no_auth:  # the key exists before anything is printed: a reader of the output may use it at once
+        from forgeml.server.auth import KeyStore
+
+        access_key, _secret = KeyStore(config).ensure_default()
     print(f"forgeml server {forgeml.__version__} listening on {url} (FORGEML_HOME={config.home}{workers})")
     if args.no_auth:
         banner = "!" * 78
@@ -168,9 +173,6 @@ def _announce(config: Any, url: str, args: argparse.Namespace) -> None:
               f"AWS_SECRET_ACCESS_KEY=any SAGEMAKER_USER_CONFIG_OVERRIDE={sdk_config} python your_script.py",
               flush=True)
         return
-    from forgeml.server.auth import KeyStore
-
-    access_key, _secret = KeyStore(config).ensure_default()
     credentials = config.home / "credentials"
     print(f"Credentials: {credentials} (profile forgeml, access key {access_key}); more keys: "
           "forgeml keys create")

@@ -89,6 +89,7 @@ def normalize_create_request(request: dict[str, Any]) -> tuple[dict[str, Any], P
                      pattern=URI_PATTERN)
         check.enum(output.get("CompressionType"), "OutputDataConfig.CompressionType", ("GZIP", "NONE"))
         output.setdefault("CompressionType", "GZIP")
+        output.setdefault("KmsKeyId", "")  # SageMaker echoes it empty when unset (the sagemaker SDK reads it)
 
     resources = dict(check.structure(request.get("ResourceConfig"), "ResourceConfig", required=True))
     if resources:

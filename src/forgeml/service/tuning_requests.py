@@ -152,6 +152,8 @@ def _definition(raw: Any, index: int, config: dict[str, Any], several: bool) -> 
             "HyperParameters": {**static, **corner, "_tuning_objective_metric": objective["MetricName"]},
             **{k: v for k, v in definition.items() if k in _TRAINING_MEMBERS},
         }
+        if "ResourceConfig" not in probe and definition.get("HyperParameterTuningResourceConfig") is not None:
+            probe["ResourceConfig"] = trial_resource_config(definition)
         try:
             normalized, _ = normalize_create_request(probe)
         except ValidationException as exc:
@@ -165,6 +167,22 @@ def _definition(raw: Any, index: int, config: dict[str, Any], several: bool) -> 
         definition["InputDataConfig"] = normalized["InputDataConfig"]
     definition["StaticHyperParameters"] = static
     return Definition(name, definition, space, dict(objective))
+
+
+def trial_resource_config(definition: dict[str, Any]) -> dict[str, Any]:
+    """A trial's ResourceConfig: the definition's own, or one from its HyperParameterTuningResourceConfig.
+
+    The sagemaker SDK sends the latter (InstanceType/InstanceCount/VolumeSizeInGB, or InstanceConfigs,
+    of which the first is used: every trial here runs on this machine).
+    """
+    if definition.get("ResourceConfig") is not None:
+        return dict(definition["ResourceConfig"])
+    tuning = dict(definition.get("HyperParameterTuningResourceConfig") or {})
+    first = (tuning.get("InstanceConfigs") or [{}])[0]
+    resource = {key: tuning.get(key, first.get(key)) for key in ("InstanceType", "InstanceCount", "VolumeSizeInGB")}
+    if tuning.get("VolumeKmsKeyId"):
+        resource["VolumeKmsKeyId"] = tuning["VolumeKmsKeyId"]
+    return {key: value for key, value in resource.items() if value is not None}
 
 
 _TRAINING_MEMBERS = ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",

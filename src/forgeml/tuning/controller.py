@@ -20,7 +20,7 @@ from typing import Any
 
 from forgeml.errors import ForgeMLError
 from forgeml.service.platform import Platform
-from forgeml.service.tuning_requests import EPOCH_NAMES
+from forgeml.service.tuning_requests import EPOCH_NAMES, trial_resource_config
 from forgeml.store import training_jobs as training_repo
 from forgeml.store import tuning_jobs as repo
 from forgeml.tuning.base import COMPLETED, FAILED, PENDING, STOPPED, Proposal, Strategy, Trial
@@ -231,7 +231,8 @@ class TuningController:
         request = {k: v for k, v in definition.items()
                    if k not in ("StaticHyperParameters", "HyperParameterRanges", "TuningObjective", "DefinitionName",
                                 "HyperParameterTuningResourceConfig")}
-        request.update({"TrainingJobName": job_name, "HyperParameters": hyperparameters})
+        request.update({"TrainingJobName": job_name, "HyperParameters": hyperparameters,
+                        "ResourceConfig": trial_resource_config(definition)})
         trial = Trial(number=number, hyperparameters=dict(proposal.hyperparameters), resource=proposal.resource)
         self.job_names[number] = job_name
         state.trials.append(trial)

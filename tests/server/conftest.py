@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.conftest import delete_endpoints
 
 FEATURES = 4
 WEIGHTS = np.array([1.0, -2.0, 0.5, 0.0])
@@ -100,30 +101,10 @@ def serve(platform: Any, *, auth: bool) -> Iterator[RunningServer]:
     try:
         yield RunningServer(socket_url(sock), platform, access_key, secret_key, app)
     finally:
-        delete_all_endpoints(platform)
+        delete_endpoints(platform.config.home)  # before the server goes: the runtime proxy may hold them
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
-
-
-def delete_all_endpoints(platform: Any) -> None:
-    """Delete what a test left; kill hosts that do not go within a few seconds."""
-    from forgeml.errors import ValidationException
-    from forgeml.store import endpoints as repo
-
-    names = [e["EndpointName"] for e in platform.endpoints.list_endpoints(MaxResults=100)["Endpoints"]]
-    for name in names:
-        with contextlib.suppress(ValidationException):
-            platform.endpoints.delete_endpoint(name)
-    deadline = time.monotonic() + 15
-    while names and time.monotonic() < deadline:
-        names = [n for n in names if platform.endpoints.exists(n)]
-        time.sleep(0.05)
-    for name in names:
-        row = repo.get_endpoint(platform.db, name)
-        if row and row["runner_pid"]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(row["runner_pid"], signal.SIGKILL)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ from forgeml.runtime.metrics import MetricExtractor
 from forgeml.service.autoscaling import ObjectNotFoundException
 from forgeml.service.names import arn as make_arn
 from forgeml.service.names import to_datetime
-from forgeml.service.runtime import MAX_PAYLOAD_BYTES, StreamingBody
+from forgeml.service.runtime import MAX_PAYLOAD_BYTES, StreamingBody, as_bytes
 from forgeml.storage.artifacts import StoredObject
 from forgeml.storage.uri import S3Location, parse_s3_uri
 
@@ -568,7 +568,7 @@ class RemoteRuntime:
         client = self.wire.client("sagemaker-runtime")
         known = client.meta.service_model.operation_model("InvokeEndpoint").input_shape.members
         params = {key: value for key, value in request.items() if key in known and value is not None}
-        params["Body"] = _body_bytes(request.get("Body"))
+        params["Body"] = as_bytes(request.get("Body"))
         if len(params["Body"]) > MAX_PAYLOAD_BYTES:
             raise RuntimeValidationError("1 validation error detected: Value at 'body' failed to satisfy constraint: "
                                          f"Member must have length less than or equal to {MAX_PAYLOAD_BYTES}")
@@ -617,19 +617,6 @@ def _runtime_error(headers: Any, payload: bytes) -> dict[str, Any]:
     message = details.get("message") or details.get("Message") or ""
     return {"Error": {"Code": code, "Message": message}, **{k: v for k, v in details.items()
                                                             if k not in ("message", "Message", "__type")}}
-
-
-def _body_bytes(body: Any) -> bytes:
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    if isinstance(body, bytearray | memoryview):
-        return bytes(body)
-    if hasattr(body, "read"):
-        data = body.read()
-        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    raise RuntimeValidationError(f"Body must be bytes, a string or a file-like object, not {type(body).__name__}")
 
 
 # -- artifacts -------------------------------------------------------------------------------------

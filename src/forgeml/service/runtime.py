@@ -89,7 +89,7 @@ class RuntimeService:
                         TargetVariant: str | None = None, InferenceId: str | None = None,  # noqa: N803
                         **_: Any) -> dict[str, Any]:
         """boto3's ``sagemaker-runtime`` ``invoke_endpoint``, against this platform's endpoint."""
-        body = _as_bytes(Body)
+        body = as_bytes(Body)
         if len(body) > MAX_PAYLOAD_BYTES:
             raise RuntimeValidationError(f"1 validation error detected: Value at 'body' failed to satisfy constraint: "
                                          f"Member must have length less than or equal to {MAX_PAYLOAD_BYTES}")
@@ -134,7 +134,8 @@ class RuntimeService:
         return str(json.loads(payload)["VariantName"])
 
 
-def _as_bytes(body: Any) -> bytes:
+def as_bytes(body: Any) -> bytes:
+    """An InvokeEndpoint Body as bytes (bytes, text or a readable object, as boto3 accepts)."""
     if isinstance(body, bytes):
         return body
     if isinstance(body, str):

@@ -19,6 +19,7 @@ to refuse, since it names the members it takes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -220,10 +221,8 @@ class _Typer:
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return value
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):  # not ISO 8601 either: reported below
                 return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                pass
         self.fail(value, path, "a timestamp (epoch seconds)")
         return value
 

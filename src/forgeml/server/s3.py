@@ -354,8 +354,9 @@ class _AwsChunkedDecoder:
     def feed(self, data: bytes) -> bytes:
         self._buffer += data
         out = bytearray()
-        while self._step(out):
-            pass
+        progressing = True
+        while progressing:  # each step decodes one piece of framing or data, until the buffer runs dry
+            progressing = self._step(out)
         return bytes(out)
 
     def finish(self) -> None:

@@ -50,7 +50,7 @@ class Elements:
 
 @dataclass(frozen=True)
 class Wildcard:
-    pass
+    """``*`` / ``[*]``: every member of an object or element of an array."""
 
 
 Step = Member | Members | Elements | Wildcard

@@ -156,17 +156,27 @@ def test_an_unexpected_failure_is_a_generic_500_logged_with_its_traceback(
 # -- the CLI -------------------------------------------------------------------------------------
 
 
-def start_cli(home: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    """``python -m forgeml.cli.server --port 0 ...`` and the URL it prints."""
+def start_cli(home: Path, *args: str) -> tuple[subprocess.Popen[str], str, str]:
+    """``python -m forgeml.cli.server --port 0 ...``: the process, the URL and the announcement it printed.
+
+    The announcement is read line by line up to its "Use it:" line: those lines sit in the pipe
+    reader's buffer, where ``communicate`` (which reads the raw pipe) would never see them.
+    """
     env = {**os.environ, "FORGEML_HOME": str(home), "FORGEML_STOP_GRACE_SECONDS": "2"}
     process = subprocess.Popen([sys.executable, "-m", "forgeml.cli.server", "--port", "0", *args], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
-    first = process.stdout.readline()
-    if "listening on " not in first:
+    printed = ""
+    while "Use it:" not in printed:
+        line = process.stdout.readline()
+        if not line:
+            process.kill()
+            pytest.fail(f"the server did not start: {printed}{process.communicate(timeout=10)}")
+        printed += line
+    if "listening on " not in printed:
         process.kill()
-        pytest.fail(f"the server did not start: {first}{process.communicate(timeout=10)}")
-    return process, first.split("listening on ")[1].split()[0]
+        pytest.fail(f"the server did not say where it listens: {printed}")
+    return process, printed.split("listening on ")[1].split()[0], printed
 
 
 def stop_cli(process: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -199,7 +209,7 @@ def test_cli_serves_with_the_credentials_it_prints_and_stops_on_sigterm(forgeml_
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    process, url = start_cli(forgeml_home, "--workers", str(workers))
+    process, url, printed = start_cli(forgeml_home, "--workers", str(workers))
     try:
         wait_healthy(url)
         credentials = forgeml_home / "credentials"
@@ -215,7 +225,8 @@ def test_cli_serves_with_the_credentials_it_prints_and_stops_on_sigterm(forgeml_
     finally:
         code, out, err = stop_cli(process)
     assert code == 0, err
-    assert f"AWS_SHARED_CREDENTIALS_FILE={forgeml_home / 'credentials'} AWS_PROFILE=forgeml AWS_ENDPOINT_URL={url}" in out
+    assert f"AWS_SHARED_CREDENTIALS_FILE={forgeml_home / 'credentials'} AWS_PROFILE=forgeml AWS_ENDPOINT_URL={url}" \
+        in printed + out
     assert "POST SageMaker.CreateTrainingJob 200" in err
 
 
@@ -227,13 +238,14 @@ def test_cli_refuses_no_auth_off_loopback_and_warns_on_loopback(forgeml_home: Pa
     assert "--no-auth serves every request unsigned, so it only listens on a loopback address" in refused.stderr
     assert "not 0.0.0.0" in refused.stderr
 
-    process, url = start_cli(forgeml_home, "--no-auth")
+    process, url, printed = start_cli(forgeml_home, "--no-auth")
     try:
         wait_healthy(url)
     finally:
         code, out, err = stop_cli(process)
     assert code == 0
     assert "AUTHENTICATION IS OFF (--no-auth)" in err
+    assert f"AWS_ENDPOINT_URL={url}" in printed
     assert not (forgeml_home / "credentials").exists()
 
 

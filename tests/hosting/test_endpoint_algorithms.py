@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import textwrap
 from collections.abc import Callable
@@ -125,3 +126,52 @@ def test_custom_attributes_and_inference_id_pass_through(platform: Any, make_mod
                                               CustomAttributes="trace=42", InferenceId="req-7")
     assert answer["Body"].read() == b"req-7|hello"
     assert answer["CustomAttributes"] == "seen=trace=42"
+
+
+def test_worker_output_goes_to_the_endpoints_log_group(platform: Any, make_model: Callable[..., str],
+                                                       wait_for: Callable[..., Any], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """What the model's code prints lands in /aws/sagemaker/Endpoints/<name>, stream <variant>/<instance id>,
+    the log group a ModelError's message points to; ``forgeml endpoints logs`` prints it."""
+    from sqlalchemy import select
+
+    from forgeml.cli.main import main
+    from forgeml.store.tables import log_events
+
+    code = tmp_path / "chatty" / "code"
+    code.mkdir(parents=True)
+    (code / "inference.py").write_text(textwrap.dedent("""
+        def model_fn(model_dir):
+            print("loading the chatty model", flush=True)
+            return None
+
+        def transform_fn(model, body, content_type, accept):
+            print("answering " + (body if isinstance(body, str) else body.decode()), flush=True)
+            return "ok", "text/plain"
+    """))
+    archive = tmp_path / "chatty.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(code, arcname="code")
+    make_model("chatty", tarball=archive, image="forgeml/script-mode:latest",
+               environment={"SAGEMAKER_PROGRAM": "inference.py"})
+    platform.endpoint_configs.create_endpoint_config({"EndpointConfigName": "chatty", "ProductionVariants": [
+        {"VariantName": "AllTraffic", "ModelName": "chatty", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]})
+    platform.endpoints.create_endpoint({"EndpointName": "chatty", "EndpointConfigName": "chatty"})
+    wait_for(lambda: platform.endpoints.describe_endpoint("chatty")["EndpointStatus"] == "InService", 60, "InService")
+    platform.runtime.invoke_endpoint(EndpointName="chatty", Body="hello-17", ContentType="text/plain")
+
+    def lines() -> list[tuple[str, str]]:
+        with platform.db.read() as conn:
+            rows = conn.execute(select(log_events.c.log_stream, log_events.c.message)
+                                .where(log_events.c.log_group == "/aws/sagemaker/Endpoints/chatty")).all()
+        return [(stream, message) for stream, message in rows]
+
+    found = wait_for(lambda: [r for r in lines() if r[1] == "answering hello-17"] and lines(), 10, "the log lines")
+    messages = [message for _, message in found]
+    assert "loading the chatty model" in messages
+    assert all(re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}", stream) for stream, _ in found)
+    assert [e["message"] for e in platform.endpoints.log_events("chatty")] == messages
+    assert main(["endpoints", "logs", "chatty"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(messages)
+    assert re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}  answering hello-17", printed[messages.index("answering hello-17")])

@@ -179,3 +179,46 @@ def test_transform_job_logs_are_in_their_own_group(server: RunningServer, linear
                                  logStreamName=streams[0]["logStreamName"], startFromHead=True)["events"]
     assert events
     assert logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix="logs-batch/")["logStreams"] == []
+
+
+def test_an_endpoints_worker_output_is_in_its_log_group(server: RunningServer, tmp_path: Any) -> None:
+    """``/aws/sagemaker/Endpoints/<name>``: the group a ModelError's message points to."""
+    import tarfile
+    import textwrap
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(textwrap.dedent("""
+        def model_fn(model_dir):
+            return None
+
+        def transform_fn(model, body, content_type, accept):
+            raise ValueError("cannot read " + (body if isinstance(body, str) else body.decode()))
+    """))
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(code, arcname="code")
+    server.platform.artifacts.ensure_bucket("logged")
+    server.platform.artifacts.put_file(archive, "s3://logged/model.tar.gz")
+    sm, runtime, logs = server.client("sagemaker"), server.client("sagemaker-runtime"), server.client("logs")
+    sm.create_model(ModelName="failing", ExecutionRoleArn="arn:aws:iam::000000000000:role/forgeml", PrimaryContainer={
+        "Image": "forgeml/script-mode:latest", "ModelDataUrl": "s3://logged/model.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    sm.create_endpoint_config(EndpointConfigName="failing", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "failing", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="failing", EndpointConfigName="failing")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="failing", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(EndpointName="failing", Body=b"payload-42", ContentType="text/plain")
+    assert refused.value.response["Error"]["Code"] == "ModelError"
+    group = "/aws/sagemaker/Endpoints/failing"
+    assert group in refused.value.response["Error"]["Message"]
+
+    def traceback_logged() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = logs.filter_log_events(logGroupName=group, filterPattern="payload-42")["events"]
+        return events
+
+    events = wait_until(traceback_logged, timeout=10, what="the model's error in the endpoint's log group")
+    assert all(e["logStreamName"].startswith("AllTraffic/i-") for e in events)
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [events[0]["logStreamName"]]

@@ -1,4 +1,4 @@
-"""``forgeml deploy`` and ``forgeml endpoints list|describe|invoke|update|delete``."""
+"""``forgeml deploy`` and ``forgeml endpoints list|describe|invoke|update|logs|delete``."""
 
 from __future__ import annotations
 
@@ -134,6 +134,18 @@ def _update(platform: Platform, args: argparse.Namespace) -> None:
                   + (f" ({described['FailureReason']})" if described.get("FailureReason") else ""))
 
 
+def _print_logs(platform: Platform, name: str, follow: bool) -> None:
+    """What the endpoint's workers printed, ``<variant>/<instance>`` first; ``follow`` keeps going until deleted."""
+    cursor = 0
+    while True:
+        for event in platform.endpoints.log_events(name, cursor):
+            print(f"{event['logStreamName']}  {event['message']}", flush=True)
+            cursor = event["id"]
+        if not follow or not platform.endpoints.exists(name):
+            return
+        time.sleep(0.5)
+
+
 def cmd_endpoints(args: argparse.Namespace) -> int:
     platform = Platform.get()
     command = args.endpoints_command
@@ -151,6 +163,8 @@ def cmd_endpoints(args: argparse.Namespace) -> int:
     elif command == "delete":
         platform.endpoints.delete_endpoint(args.name)
         console.print(f"Deleting {args.name}")
+    elif command == "logs":
+        _print_logs(platform, args.name, args.follow)
     elif command == "update":
         _update(platform, args)
     return 0
@@ -168,12 +182,15 @@ def add_parsers(sub: Any) -> None:
     deploy.add_argument("--capture-destination", help="s3:// URI for captured requests")
     deploy.set_defaults(func=cmd_deploy)
 
-    endpoints = sub.add_parser("endpoints", help="endpoints: list, describe, invoke, update, delete")
+    endpoints = sub.add_parser("endpoints", help="endpoints: list, describe, invoke, update, logs, delete")
     endpoints_sub = endpoints.add_subparsers(dest="endpoints_command", required=True)
     listing = endpoints_sub.add_parser("list")
     listing.add_argument("--max", type=int, default=50)
     for name in ("describe", "delete"):
         endpoints_sub.add_parser(name).add_argument("name")
+    logs = endpoints_sub.add_parser("logs", help="what the endpoint's model servers printed")
+    logs.add_argument("name")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the endpoint is deleted")
     invoke = endpoints_sub.add_parser("invoke", help="send one request and print the answer")
     invoke.add_argument("name")
     invoke.add_argument("--body", help="the request body as text")

@@ -66,6 +66,7 @@ class VariantFleet:
         self.folder = folder
         self.artifacts = artifacts
         self.environment = dict(environment or {})
+        self.on_output = on_output  # (log stream "<variant>/<instance id>", line) for every line a worker prints
         self.metrics = InvocationMetrics()
         self.instances: list[Instance] = []
         self.specs: list[ContainerSpec] = []
@@ -83,9 +84,12 @@ class VariantFleet:
 
     def _start_one(self) -> Instance:
         instance_id = new_instance_id()
+        stream = f"{self.name}/{instance_id}"
+        sink = self.on_output
         try:
             process = start_model_worker(self.specs, environment=self.environment,
-                                         spec_path=self.folder / "containers.json", args=["--exit-with-parent"])
+                                         spec_path=self.folder / "containers.json", args=["--exit-with-parent"],
+                                         on_output=(lambda line: sink(stream, line)) if sink else None)
         except (WorkerStartError, ModelLoadError) as exc:
             raise FleetError(f"variant {self.name}: the model server did not start: {exc}") from exc
         return Instance(instance_id, process, UpstreamPool(process.url), time.time())

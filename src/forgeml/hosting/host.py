@@ -97,11 +97,23 @@ class EndpointHost:
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
         self._published: Any = None
+        self._log_lines: list[tuple[str, float, str]] = []
+        self._log_lock = threading.Lock()
         self._last_autoscale = 0.0
         self._last_state_write = 0.0
 
     def wake(self) -> None:
         self.wake_event.set()
+
+    def _worker_output(self, stream: str, line: str) -> None:
+        """A worker printed ``line`` (reader threads call this): kept for the next flush to the log store."""
+        with self._log_lock:
+            self._log_lines.append((stream, time.time(), line))
+
+    def _flush_logs(self) -> None:
+        with self._log_lock:
+            lines, self._log_lines = self._log_lines, []
+        repo.append_logs(self.db, self.name, lines)
 
     def terminate(self) -> None:
         self.terminating.set()
@@ -121,6 +133,7 @@ class EndpointHost:
                 self.blue = self._deploy(config, retained)
             except FleetError as exc:
                 repo.update_endpoint(self.db, self.name, status="Failed", failure_reason=f"ClientError: {exc}")
+                self._flush_logs()
                 return
             self._configure_extras(config)
             self._publish()
@@ -158,6 +171,7 @@ class EndpointHost:
         if now - self._last_state_write > 1.0:
             self._last_state_write = now
             self._write_state()
+            self._flush_logs()
 
     def _shutdown(self) -> None:
         if self._server is not None:
@@ -168,6 +182,7 @@ class EndpointHost:
         if self.capture is not None:
             self.capture.close()
         self._save_bandit()
+        self._flush_logs()
         if self._server_thread is not None:
             self._server_thread.join(timeout=30)
 
@@ -227,7 +242,7 @@ class EndpointHost:
         def fleet(variant: dict[str, Any]) -> VariantFleet:
             model = self.platform.models.describe_model(variant["ModelName"])
             folder = self.folder / "fleets" / f"{config['EndpointConfigName']}-{variant['VariantName']}-{time.time_ns()}"
-            return VariantFleet(variant, model, folder, self.platform.artifacts)
+            return VariantFleet(variant, model, folder, self.platform.artifacts, on_output=self._worker_output)
 
         production = [fleet(v) for v in config["ProductionVariants"]]
         shadows = [fleet(v) for v in config.get("ShadowProductionVariants", [])]

@@ -3,7 +3,8 @@
 The subset that tools tailing SageMaker jobs use, over the log lines forgeml's jobs write:
 ``DescribeLogStreams``, ``GetLogEvents`` and ``FilterLogEvents`` for the log groups
 ``/aws/sagemaker/TrainingJobs`` and ``/aws/sagemaker/TransformJobs`` (streams
-``<job>/algo-1-<epoch>``). The sagemaker SDK's ``logs_for_job`` lists a job's streams by prefix,
+``<job>/algo-1-<epoch>``) and each endpoint's ``/aws/sagemaker/Endpoints/<name>`` (streams
+``<variant>/<instance id>``: what its model-server workers print). The sagemaker SDK's ``logs_for_job`` lists a job's streams by prefix,
 then reads each with ``GetLogEvents(startTime=..., startFromHead=True)`` following
 ``nextForwardToken`` until a page comes back empty, so that token is returned on every page,
 empty ones included (it is then the token that was sent, as CloudWatch does).
@@ -28,6 +29,7 @@ from forgeml.errors import ForgeMLError, ValidationException
 from forgeml.server.json_protocol import JsonService, Operation
 from forgeml.service.pagination import page
 from forgeml.service.validation import Checker
+from forgeml.store import endpoints as endpoints_repo
 from forgeml.store import training_jobs, transform_jobs
 from forgeml.store.tables import log_events
 
@@ -76,7 +78,7 @@ def _log_group(platform: Platform, request: dict[str, Any], check: Checker) -> s
 
 
 def _existing_group(name: str) -> str:
-    if name not in LOG_GROUPS:
+    if name not in LOG_GROUPS and not name.startswith(endpoints_repo.LOG_GROUP_PREFIX):
         raise ResourceNotFoundException("The specified log group does not exist.")
     return name
 

@@ -165,6 +165,11 @@ class EndpointService:
         """Where the endpoint's router listens, once it serves (reconciling a lost host first)."""
         return self._row(name)["router_url"]
 
+    def log_events(self, name: str, after_id: int = 0, limit: int = 10000) -> list[dict[str, Any]]:
+        """What the endpoint's workers printed after event ``after_id`` (``id`` is the next cursor)."""
+        return [{"id": e["id"], "logStreamName": e["log_stream"], "timestamp": int(e["timestamp"] * 1000),
+                 "message": e["message"]} for e in repo.read_logs(self.db, name, after_id, limit)]
+
     def describe_endpoint(self, name: str) -> dict[str, Any]:
         row = self._row(name)
         described: dict[str, Any] = {

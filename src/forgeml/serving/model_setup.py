@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,7 @@ def start_model_worker(
     spec_path: Path | None = None,
     args: Sequence[str] = (),
     timeout: float = 120.0,
+    on_output: Callable[[str], None] | None = None,
 ) -> WorkerProcess:
     """One worker process serving the containers (an inference pipeline when there are several).
 
@@ -119,9 +120,9 @@ def start_model_worker(
     if len(containers) == 1:
         only = containers[0]
         return start_worker(only.model_dir, algorithm=only.algorithm, environment={**base, **only.environment},
-                            args=args, timeout=timeout)
+                            args=args, timeout=timeout, on_output=on_output)
     if spec_path is None:
         raise ValueError("an inference pipeline needs spec_path, where its container specs are written")
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps([spec.to_json() for spec in containers], indent=1))
-    return start_worker(containers=spec_path, environment=base, args=args, timeout=timeout)
+    return start_worker(containers=spec_path, environment=base, args=args, timeout=timeout, on_output=on_output)

@@ -451,13 +451,15 @@ def start_worker(
     environment: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 120.0,
+    on_output: Callable[[str], None] | None = None,
 ) -> WorkerProcess:
     """Start ``python -m forgeml.serving.worker`` and wait until it listens (or fails).
 
     It serves either ``model_dir`` (one container, ``algorithm`` naming a built-in one) or the
     ``containers`` spec file of an inference pipeline, never both. ``environment`` is the
     container's Environment (a pipeline's: the variables every container shares), laid over this
-    process's own variables.
+    process's own variables. ``on_output`` gets every line the worker prints (stdout and stderr),
+    from a reader thread, for as long as it runs.
     """
     if (model_dir is None) == (containers is None):
         raise ValueError("start_worker serves exactly one of model_dir (one container) and containers (a pipeline)")
@@ -477,8 +479,8 @@ def start_worker(
     listening: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None and process.stderr is not None
     readers = [
-        threading.Thread(target=_drain, args=(process.stdout, output, listening), daemon=True),
-        threading.Thread(target=_drain, args=(process.stderr, output, None), daemon=True),
+        threading.Thread(target=_drain, args=(process.stdout, output, listening, on_output), daemon=True),
+        threading.Thread(target=_drain, args=(process.stderr, output, None, on_output), daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -497,7 +499,8 @@ def start_worker(
             raise WorkerStartError(f"the model server worker {reason}:\n" + "\n".join(output))
 
 
-def _drain(stream: IO[bytes], output: deque[str], listening: queue.Queue[str] | None) -> None:
+def _drain(stream: IO[bytes], output: deque[str], listening: queue.Queue[str] | None,
+           on_output: Callable[[str], None] | None) -> None:
     """Keep a pipe flowing (a full pipe would stall the worker), handing on the listening line."""
     for raw in stream:
         line = raw.decode("utf-8", "replace").rstrip("\n")
@@ -506,6 +509,8 @@ def _drain(stream: IO[bytes], output: deque[str], listening: queue.Queue[str] | 
             listening = None
         else:
             output.append(line)
+        if on_output is not None:
+            on_output(line)
 
 
 # -- command line --------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from forgeml.store.database import Database
-from forgeml.store.tables import endpoints
+from forgeml.store.tables import endpoints, log_events
+
+LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 
 #: statuses in which a host process should be running
 HOSTED = ("Creating", "InService", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -48,3 +50,26 @@ def update_endpoint(db: Database, name: str, *, only_if: Sequence[str] | None = 
 def delete_endpoint(db: Database, name: str) -> bool:
     with db.write() as conn:
         return bool(conn.execute(delete(endpoints).where(endpoints.c.name == name)).rowcount)
+
+
+def log_group(endpoint_name: str) -> str:
+    """SageMaker's log group for an endpoint (streams are ``<variant>/<instance id>``)."""
+    return f"{LOG_GROUP_PREFIX}{endpoint_name}"
+
+
+def append_logs(db: Database, endpoint_name: str, lines: Sequence[tuple[str, float, str]]) -> None:
+    """An endpoint's worker output ``(stream, time, message)``, in one transaction."""
+    if lines:
+        group = log_group(endpoint_name)
+        with db.write() as conn:
+            conn.execute(insert(log_events), [{"log_group": group, "log_stream": stream, "timestamp": stamp,
+                                               "message": message} for stream, stamp, message in lines])
+
+
+def read_logs(db: Database, endpoint_name: str, after_id: int = 0, limit: int = 10000) -> list[dict[str, Any]]:
+    """The endpoint's log events after an id, in write order."""
+    query = (select(log_events)
+             .where(and_(log_events.c.log_group == log_group(endpoint_name), log_events.c.id > after_id))
+             .order_by(log_events.c.id).limit(limit))
+    with db.read() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]

@@ -77,8 +77,11 @@ def _log_group(platform: Platform, request: dict[str, Any], check: Checker) -> s
     return str(name)
 
 
-def _existing_group(name: str) -> str:
-    if name not in LOG_GROUPS and not name.startswith(endpoints_repo.LOG_GROUP_PREFIX):
+def _existing_group(platform: Platform, name: str) -> str:
+    """The group, if it exists: the two job groups always, an endpoint's while the endpoint does."""
+    prefix = endpoints_repo.LOG_GROUP_PREFIX
+    endpoint_group = name.startswith(prefix) and platform.endpoints.exists(name[len(prefix):])
+    if name not in LOG_GROUPS and not endpoint_group:
         raise ResourceNotFoundException("The specified log group does not exist.")
     return name
 
@@ -146,7 +149,7 @@ def describe_log_streams(platform: Platform, request: dict[str, Any]) -> dict[st
     by_time = request.get("orderBy") == "LastEventTime"
     if by_time and prefix:
         raise InvalidParameterException("Cannot order by LastEventTime with a logStreamNamePrefix.")
-    _existing_group(group)
+    _existing_group(platform, group)
     descending = bool(request.get("descending"))
     filters = {"group": group, "prefix": prefix or "", "orderBy": "LastEventTime" if by_time else "LogStreamName",
                "descending": descending}
@@ -192,7 +195,7 @@ def get_log_events(platform: Platform, request: dict[str, Any]) -> dict[str, Any
     check.string(request.get("nextToken"), "nextToken", min_len=1)
     check.raise_if_any()
     stream = str(request["logStreamName"])
-    _existing_group(group)
+    _existing_group(platform, group)
     c = log_events.c
     in_stream = [c.log_group == group, c.log_stream == stream]
     with platform.db.read() as conn:
@@ -252,7 +255,7 @@ def filter_log_events(platform: Platform, request: dict[str, Any]) -> dict[str, 
     check.raise_if_any()
     if names and prefix is not None:
         raise InvalidParameterException("logStreamNames and logStreamNamePrefix are mutually exclusive parameters.")
-    _existing_group(group)
+    _existing_group(platform, group)
     token = request.get("nextToken")
     if token is not None and not token.isdigit():
         raise InvalidParameterException("The specified nextToken is invalid.")

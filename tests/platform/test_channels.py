@@ -59,7 +59,7 @@ def test_sharded_by_s3_key_splits_objects_across_instances(session: Session, wri
         "algo-2 shard part-1.csv,part-3.csv all part-0.csv,part-1.csv,part-2.csv,part-3.csv",
     ]
     streams = {s["logStreamName"].split("/")[1].rsplit("-", 1)[0]
-               for s in session.platform.logs.describe_log_streams("sharded")}
+               for s in session.platform.logs.job_log_streams("sharded")}
     assert streams == {"algo-1", "algo-2"}
     import io
     import tarfile

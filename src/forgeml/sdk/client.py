@@ -152,6 +152,11 @@ class SageMakerClient(PaginatingClient):
         self.platform.transform_jobs.stop_transform_job(TransformJobName)
         return _with_metadata({})
 
+    # -- tags --------------------------------------------------------------------------------
+    def list_tags(self, **request: Any) -> dict[str, Any]:
+        return _with_metadata(self.platform.tags.list_tags(request))
+
+
 class LogsClient:
     """The CloudWatch Logs calls the SDK uses to read a training job's log."""
 
@@ -160,7 +165,7 @@ class LogsClient:
 
     def describe_log_streams(self, *, logGroupName: str, logStreamNamePrefix: str, **_: Any) -> dict[str, Any]:  # noqa: N803
         job = logStreamNamePrefix.rstrip("/").split("/")[0]
-        streams = self.platform.logs.describe_log_streams(job)
+        streams = self.platform.logs.job_log_streams(job)
         return _with_metadata({"logStreams": [s for s in streams if s["logStreamName"].startswith(logStreamNamePrefix)]})
 
     def get_log_events(self, *, logGroupName: str, logStreamName: str, nextToken: str | None = None,  # noqa: N803

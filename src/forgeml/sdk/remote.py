@@ -539,7 +539,7 @@ class RemoteLogs:
     def __init__(self, wire: Wire) -> None:
         self.wire = wire
 
-    def describe_log_streams(self, job_name: str) -> list[dict[str, Any]]:
+    def job_log_streams(self, job_name: str) -> list[dict[str, Any]]:
         streams: list[dict[str, Any]] = []
         request: dict[str, Any] = {"logGroupName": TRAINING_LOG_GROUP, "logStreamNamePrefix": f"{job_name}/"}
         while True:

@@ -7,41 +7,21 @@ Delete pass the resource's name. The name is checked here first (present, a stri
 length and pattern), since the services take it as a bare argument; everything else is the
 services' to judge.
 
-``ListTags`` answers from the Tags each resource was created with (the sagemaker SDK reads them in
-``Estimator.attach``, which ``HyperparameterTuner.deploy`` goes through). Tags cannot be changed
-after creation: ``AddTags`` and ``DeleteTags`` are refused like every other operation forgeml does
-not serve, naming the operation.
+``ListTags`` is ``forgeml.service.tags.TagService``'s: the Tags each resource was created with.
+Tags cannot be changed after creation: ``AddTags`` and ``DeleteTags`` are refused like every other
+operation forgeml does not serve, naming the operation.
 """
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Table, select
-
-from forgeml.errors import ResourceNotFound
 from forgeml.server.json_protocol import JsonService, Operation
 from forgeml.service.names import NAME_PATTERN
-from forgeml.service.pagination import page
 from forgeml.service.validation import Checker
-from forgeml.store import tables
-
-if TYPE_CHECKING:
-    from forgeml.service.platform import Platform
 
 TARGET_PREFIX = "SageMaker"
 TUNING_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}"
-ARN_PATTERN = r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:.+"
-#: the resource part of an ARN (``training-job`` in ``...:training-job/name``) -> the table holding it
-TAGGED_TABLES: dict[str, Table] = {
-    "training-job": tables.training_jobs,
-    "hyper-parameter-tuning-job": tables.tuning_jobs,
-    "model": tables.models,
-    "endpoint-config": tables.endpoint_configs,
-    "endpoint": tables.endpoints,
-    "transform-job": tables.transform_jobs,
-}
 
 
 def resource_name(request: dict[str, Any], member: str, *, max_len: int = 63, pattern: str = NAME_PATTERN) -> str:
@@ -55,41 +35,6 @@ def resource_name(request: dict[str, Any], member: str, *, max_len: int = 63, pa
 
 def _tuning_name(request: dict[str, Any]) -> str:
     return resource_name(request, "HyperParameterTuningJobName", max_len=32, pattern=TUNING_NAME_PATTERN)
-
-
-
-# -- ListTags ------------------------------------------------------------------------------------
-
-
-def list_tags(platform: Platform, request: dict[str, Any]) -> dict[str, Any]:
-    """The Tags the resource named by ``ResourceArn`` was created with, 50 (or MaxResults) at a time."""
-    check = Checker()
-    check.unknown_members(request, "", ("ResourceArn", "NextToken", "MaxResults"))
-    check.string(request.get("ResourceArn"), "ResourceArn", required=True, max_len=256, pattern=ARN_PATTERN)
-    check.integer(request.get("MaxResults"), "MaxResults", minimum=50)
-    check.string(request.get("NextToken"), "NextToken", max_len=8192)
-    check.raise_if_any()
-    arn = str(request["ResourceArn"])
-    tags = _stored_tags(platform, arn)
-    params = {"MaxResults": request.get("MaxResults") or 50, "NextToken": request.get("NextToken")}
-    rows, token = page(params, {"ResourceArn": arn}, lambda offset, count: tags[offset: offset + count])
-    response: dict[str, Any] = {"Tags": rows}
-    if token:
-        response["NextToken"] = token
-    return response
-
-
-def _stored_tags(platform: Platform, arn: str) -> list[dict[str, str]]:
-    match = re.fullmatch(r"arn:[^:]+:sagemaker:([^:]*):([^:]*):([a-z\-]+)/(.+)", arn)
-    table = TAGGED_TABLES.get(match.group(3)) if match else None
-    if match is None or table is None or match.group(1) != platform.config.region \
-            or match.group(2) != platform.config.account_id:
-        raise ResourceNotFound(f"Requested resource not found: {arn}")
-    with platform.db.read() as conn:
-        stored = conn.execute(select(table.c.request).where(table.c.arn == arn)).scalar_one_or_none()
-    if stored is None:
-        raise ResourceNotFound(f"Requested resource not found: {arn}")
-    return [{"Key": str(tag["Key"]), "Value": str(tag.get("Value", ""))} for tag in stored.get("Tags") or []]
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -133,7 +78,7 @@ OPERATIONS: dict[str, Operation] = {
     "ListTransformJobs": lambda p, r: p.transform_jobs.list_transform_jobs(**r),
     "StopTransformJob": lambda p, r: p.transform_jobs.stop_transform_job(resource_name(r, "TransformJobName")),
     # tags
-    "ListTags": list_tags,
+    "ListTags": lambda p, r: p.tags.list_tags(r),
 }
 
 SERVICE = JsonService(prefix=TARGET_PREFIX, model_name="sagemaker", operations=OPERATIONS)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from forgeml.service.logs import LogService
     from forgeml.service.models import ModelService
     from forgeml.service.runtime import RuntimeService
+    from forgeml.service.tags import TagService
     from forgeml.service.training_jobs import TrainingJobService
     from forgeml.service.transform_jobs import TransformJobService
     from forgeml.service.tuning_jobs import TuningJobService
@@ -112,6 +113,12 @@ class Platform:
         from forgeml.service.logs import LogService
 
         return LogService(self)
+
+    @cached_property
+    def tags(self) -> TagService:
+        from forgeml.service.tags import TagService
+
+        return TagService(self)
 
     def arn(self, resource: str, name: str) -> str:
         from forgeml.service.names import arn

@@ -318,18 +318,14 @@ class Estimator:
         **platform_only: Any,
     ) -> Transformer:
         """Create a model of the trained artifact and return a Transformer for batch transform on it."""
-        from forgeml.sdk.transformer import Transformer
-
         tags = tags or self.tags
         model = self.create_model(role=role)
-        model.name = model_name or name_from_base(self._base_name())
-        model.create(instance_type=instance_type, tags=tags)
-        return Transformer(
-            model.name, instance_count, instance_type, strategy=strategy, assemble_with=assemble_with,
-            output_path=output_path, output_kms_key=output_kms_key, accept=accept,
-            max_concurrent_transforms=max_concurrent_transforms, max_payload=max_payload, tags=tags, env=env,
-            base_transform_job_name=self._base_name(), sagemaker_session=self.sagemaker_session,
-            volume_kms_key=volume_kms_key,
+        model._base_name = self._base_name()
+        model.name = model_name or name_from_base(model._base_name)
+        return model.transformer(
+            instance_count, instance_type, strategy=strategy, assemble_with=assemble_with, output_path=output_path,
+            output_kms_key=output_kms_key, accept=accept, env=env, max_concurrent_transforms=max_concurrent_transforms,
+            max_payload=max_payload, tags=tags, volume_kms_key=volume_kms_key,
         )
 
     @classmethod

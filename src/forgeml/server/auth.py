@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
-from forgeml.server.errors import REST_XML, PayloadHashMismatch, header_value, protocol_of, send_error
+from forgeml.server.errors import (
+    REST_XML,
+    ClientGone,
+    PayloadHashMismatch,
+    header_value,
+    protocol_of,
+    send_error,
+)
 from forgeml.server.keys import CREDENTIALS_PROFILE, KeyStore
 from forgeml.server.sigv4 import (
     AMZ_DATE_FORMAT,
@@ -72,10 +79,6 @@ Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 
 
-class _ClientGone(Exception):
-    """The client disconnected before its whole body arrived: there is no one left to answer."""
-
-
 #: a refused request's unread body up to this size is read and dropped, keeping the connection open
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
@@ -124,7 +127,7 @@ class AuthMiddleware:
             receive=receive)
 
     async def _read_body(self, scope: MutableMapping[str, Any], receive: Receive) -> bytes | None:
-        """The whole body, or None when it is over the limit; _ClientGone if the client disconnected."""
+        """The whole body, or None when it is over the limit; ClientGone if the client disconnected."""
         declared = header_value(scope["headers"], b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
             return None
@@ -133,7 +136,7 @@ class AuthMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                raise _ClientGone
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -146,7 +149,7 @@ class AuthMiddleware:
                         send: Send, protocol: str) -> None:
         try:
             body = await self._read_body(scope, receive)
-        except _ClientGone:
+        except ClientGone:
             return
         if body is None:
             await self._too_large(send, scope, protocol, receive)

@@ -47,6 +47,10 @@ STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 Headers = list[tuple[bytes, bytes]]
 
 
+class ClientGone(Exception):
+    """The client disconnected before its whole body arrived: nothing is stored and no one is answered."""
+
+
 class PayloadHashMismatch(Exception):
     """A streamed body's SHA-256 differs from the ``x-amz-content-sha256`` the client signed.
 

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from forgeml.server.errors import QUERY, STS_NAMESPACE, error_response
+from forgeml.server.errors import QUERY, STS_NAMESPACE, ClientGone, error_response
 
 if TYPE_CHECKING:
     from forgeml.service.platform import Platform
@@ -84,7 +84,7 @@ class StsApp:
             status, headers, body = error_response(
                 QUERY, err.status, err.code, err.message, request_id=request_id
             )
-        except _ClientGone:
+        except ClientGone:
             return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -94,7 +94,7 @@ class StsApp:
             raise _StsError(405, "InvalidAction", f"STS does not accept the method {scope.get('method')}")
         body = await _read_body(receive)
         if body is None:
-            raise _ClientGone()
+            raise ClientGone()
         parameters = _parameters(scope, body)
         action = parameters.get("Action")
         version = parameters.get("Version", STS_VERSION)
@@ -110,10 +110,6 @@ class StsApp:
             (b"x-amzn-requestid", request_id.encode()),
         ]
         return 200, headers, payload
-
-
-class _ClientGone(Exception):
-    """The client disconnected before its form arrived."""
 
 
 def create_sts_app(platform: Platform) -> ASGIApp:

@@ -14,10 +14,10 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forgeml.errors import ValidationException
-from forgeml.server.errors import PayloadHashMismatch
+from forgeml.server.errors import ClientGone, PayloadHashMismatch
 from forgeml.server.s3.buckets import BucketHandlers
 from forgeml.server.s3.constants import UNSUPPORTED_OPERATION_NAMES
-from forgeml.server.s3.errors import S3Error, _ClientGone, _invalid_argument, _not_implemented
+from forgeml.server.s3.errors import S3Error, _invalid_argument, _not_implemented
 from forgeml.server.s3.listing import ListingHandlers
 from forgeml.server.s3.messages import _Handler, _Request, _request_headers, _Response, _send
 from forgeml.server.s3.multipart import MultipartHandlers
@@ -105,7 +105,7 @@ class S3App(BucketHandlers, ListingHandlers, MultipartHandlers):
         body = _BodyTracker(scope, receive)
         try:
             response = await self._answer(scope, body.receive)
-        except _ClientGone:
+        except ClientGone:
             return
         except S3Error as err:
             response = _error(err, request_id)

@@ -17,6 +17,7 @@ from typing import IO, Protocol
 from anyio import to_thread
 from starlette.types import Receive
 
+from forgeml.server.errors import ClientGone
 from forgeml.server.s3.constants import (
     CHECKSUM_HEADER_PREFIX,
     CHECKSUM_NON_VALUES,
@@ -24,7 +25,7 @@ from forgeml.server.s3.constants import (
     MAX_OBJECT_SIZE,
     MAX_XML_BODY,
 )
-from forgeml.server.s3.errors import S3Error, _ClientGone, _entity_too_large, _invalid_argument
+from forgeml.server.s3.errors import S3Error, _entity_too_large, _invalid_argument
 from forgeml.server.s3.messages import _Request
 
 
@@ -275,7 +276,7 @@ async def _receive_pieces(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _ClientGone()
+            raise ClientGone()
         body = message.get("body", b"")
         if body:
             yield body

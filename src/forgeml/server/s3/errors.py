@@ -16,10 +16,6 @@ class S3Error(Exception):
         self.headers = headers or []
 
 
-class _ClientGone(Exception):
-    """The client went away before its body arrived: nothing is stored and nothing is answered."""
-
-
 def _no_such_bucket() -> S3Error:
     return S3Error(404, "NoSuchBucket", "The specified bucket does not exist")
 

@@ -49,8 +49,8 @@ from forgeml.runtime.metrics import MetricExtractor
 from forgeml.service.autoscaling import ObjectNotFoundException
 from forgeml.service.names import arn as make_arn
 from forgeml.service.names import to_datetime
-from forgeml.service.runtime import MAX_PAYLOAD_BYTES, StreamingBody, as_bytes
-from forgeml.storage.artifacts import StoredObject
+from forgeml.service.runtime import MAX_PAYLOAD_BYTES, StreamingBody, as_bytes, feedback_body
+from forgeml.storage.artifacts import FolderTransfers, StoredObject
 from forgeml.storage.uri import S3Location, parse_s3_uri
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -592,13 +592,8 @@ class RemoteRuntime:
     def send_feedback(self, endpoint_name: str, reward: float, *, inference_id: str | None = None,
                       variant_name: str | None = None) -> str:
         """A bandit reward for a request or a variant (``POST /endpoints/<name>/feedback``); the variant credited."""
-        feedback: dict[str, Any] = {"Reward": reward}
-        if inference_id is not None:
-            feedback["InferenceId"] = inference_id
-        if variant_name is not None:
-            feedback["VariantName"] = variant_name
         status, headers, payload = self.wire.send("sagemaker", "POST", f"/endpoints/{quote(endpoint_name, safe='')}"
-                                                  "/feedback", json.dumps(feedback).encode(),
+                                                  "/feedback", feedback_body(reward, inference_id, variant_name),
                                                   {"Content-Type": "application/json"})
         if status != 200:
             raise forgeml_error(_runtime_error(headers, payload), status)
@@ -636,7 +631,7 @@ class _UploadOnClose(io.BytesIO):
         super().close()
 
 
-class RemoteArtifactStore:
+class RemoteArtifactStore(FolderTransfers):
     """``ArtifactStore``'s methods over the server's S3 API: ``s3://bucket/key`` is what jobs read there.
 
     Only ``s3://`` URIs name something on the server; a local path or ``file://`` URI is refused
@@ -782,27 +777,6 @@ class RemoteArtifactStore:
             if not page.get("IsTruncated") or not token:
                 return
             request["ContinuationToken"] = token
-
-    def upload_directory(self, local_dir: str | Path, prefix_uri: str) -> list[str]:
-        """Upload every file under ``local_dir`` below ``prefix_uri``; returns the URIs written."""
-        written = []
-        base = Path(local_dir)
-        prefix = prefix_uri.rstrip("/")
-        for file in sorted(p for p in base.rglob("*") if p.is_file()):
-            uri = f"{prefix}/{file.relative_to(base).as_posix()}"
-            self.put_file(file, uri)
-            written.append(uri)
-        return written
-
-    def download_prefix(self, prefix_uri: str, local_dir: str | Path, *, link: bool = False) -> list[Path]:
-        """Download every object under ``prefix_uri`` into ``local_dir``, keeping relative names."""
-        target = Path(local_dir)
-        paths = []
-        for obj in self.list_objects(prefix_uri):
-            destination = target / obj.relative_name
-            self.get_file(obj.uri, destination)
-            paths.append(destination)
-        return paths
 
 
 def _relative(prefix_uri: str, uri: str) -> str:

@@ -121,17 +121,22 @@ class RuntimeService:
     def send_feedback(self, endpoint_name: str, reward: float, *, inference_id: str | None = None,
                       variant_name: str | None = None) -> str:
         """Report a bandit reward in [0, 1] for a request (by inference id) or a variant; the variant credited."""
-        feedback: dict[str, Any] = {"Reward": reward}
-        if inference_id is not None:
-            feedback["InferenceId"] = inference_id
-        if variant_name is not None:
-            feedback["VariantName"] = variant_name
-        response = self._post(endpoint_name, f"/endpoints/{endpoint_name}/feedback", json.dumps(feedback).encode(),
-                              {"Content-Type": "application/json"})
+        response = self._post(endpoint_name, f"/endpoints/{endpoint_name}/feedback",
+                              feedback_body(reward, inference_id, variant_name), {"Content-Type": "application/json"})
         payload = response.read()
         if response.status != 200:
             raise _error(response, payload)
         return str(json.loads(payload)["VariantName"])
+
+
+def feedback_body(reward: float, inference_id: str | None, variant_name: str | None) -> bytes:
+    """The router's feedback request: a reward for a request (by inference id) or a variant."""
+    feedback: dict[str, Any] = {"Reward": reward}
+    if inference_id is not None:
+        feedback["InferenceId"] = inference_id
+    if variant_name is not None:
+        feedback["VariantName"] = variant_name
+    return json.dumps(feedback).encode()
 
 
 def as_bytes(body: Any) -> bytes:

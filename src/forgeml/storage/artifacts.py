@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from forgeml.config import Config
 from forgeml.storage.uri import S3Location, is_s3_uri, parse_s3_uri
@@ -28,7 +28,42 @@ class StoredObject:
     size: int
 
 
-class ArtifactStore:
+class ObjectStore(Protocol):
+    """What the folder copies need from a store."""
+
+    def put_file(self, local: str | Path, uri: str) -> None: ...
+
+    def get_file(self, uri: str, local: str | Path, *, link: bool = False) -> None: ...
+
+    def list_objects(self, prefix_uri: str) -> list[StoredObject]: ...
+
+
+class FolderTransfers:
+    """Whole-folder copies for any ``ObjectStore`` (the local store and the remote one share them)."""
+
+    def upload_directory(self: ObjectStore, local_dir: str | Path, prefix_uri: str) -> list[str]:
+        """Upload every file under ``local_dir`` below ``prefix_uri``; returns the URIs written."""
+        written = []
+        base = Path(local_dir)
+        prefix = prefix_uri.rstrip("/")
+        for file in sorted(p for p in base.rglob("*") if p.is_file()):
+            uri = f"{prefix}/{file.relative_to(base).as_posix()}"
+            self.put_file(file, uri)
+            written.append(uri)
+        return written
+
+    def download_prefix(self: ObjectStore, prefix_uri: str, local_dir: str | Path, *, link: bool = False) -> list[Path]:
+        """Download every object under ``prefix_uri`` into ``local_dir``, keeping relative names."""
+        target = Path(local_dir)
+        paths = []
+        for obj in self.list_objects(prefix_uri):
+            dest = target / obj.relative_name
+            self.get_file(obj.uri, dest, link=link)
+            paths.append(dest)
+        return paths
+
+
+class ArtifactStore(FolderTransfers):
     def __init__(self, config: Config) -> None:
         self.config = config
         self._s3fs: Any = None
@@ -176,24 +211,3 @@ class ArtifactStore:
                 rel = full[len(text) :].lstrip("/") if prefix_uri.endswith("/") else None
                 uri = prefix_uri + rel if rel is not None else prefix_uri + full[len(text) :]
                 yield StoredObject(uri, self._relative(prefix_uri, uri), os.path.getsize(full))
-
-    def upload_directory(self, local_dir: str | Path, prefix_uri: str) -> list[str]:
-        """Upload every file under ``local_dir`` below ``prefix_uri``; returns the URIs written."""
-        written = []
-        base = Path(local_dir)
-        prefix = prefix_uri.rstrip("/")
-        for file in sorted(p for p in base.rglob("*") if p.is_file()):
-            uri = f"{prefix}/{file.relative_to(base).as_posix()}"
-            self.put_file(file, uri)
-            written.append(uri)
-        return written
-
-    def download_prefix(self, prefix_uri: str, local_dir: str | Path, *, link: bool = False) -> list[Path]:
-        """Download every object under ``prefix_uri`` into ``local_dir``, keeping relative names."""
-        target = Path(local_dir)
-        paths = []
-        for obj in self.list_objects(prefix_uri):
-            dest = target / obj.relative_name
-            self.get_file(obj.uri, dest, link=link)
-            paths.append(dest)
-        return paths

@@ -258,13 +258,19 @@ def test_non_s3_paths_are_double_encoded_and_s3_paths_are_not(pair: tuple[str, s
     assert verify(verifier, s3) == pair[0]
 
 
+def _other_second(stamp: str) -> str:
+    """The same X-Amz-Date one second off within its minute (never the original, whatever its second)."""
+    second = int(stamp[-3:-1])
+    return f"{stamp[:-3]}{(second + 1) % 60:02d}Z"
+
+
 TAMPERS: dict[str, Callable[[Wire], Wire]] = {
     "method": lambda wire: replace(wire, method="PUT"),
     "path": lambda wire: replace(wire, raw_path=wire.raw_path + b"x"),
     "query": lambda wire: replace(wire, query=b"MaxResults=11"),
     "signed header": lambda wire: wire.with_header("x-amz-target", "SageMaker.DeleteEndpoint"),
     "body": lambda wire: replace(wire, body=b'{"MaxResults": 11}'),
-    "date": lambda wire: wire.with_header("x-amz-date", wire.header("x-amz-date")[:-3] + "59Z"),
+    "date": lambda wire: wire.with_header("x-amz-date", _other_second(wire.header("x-amz-date"))),
 }
 
 
